@@ -1,0 +1,16 @@
+"""FastAPI dependencies that hand routes the process's services."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from mailgate.runtime.container import Container
+
+
+def get_container(request: Request) -> Container:
+    return cast(Container, request.app.state.container)
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]

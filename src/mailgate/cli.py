@@ -1,0 +1,119 @@
+"""The ``mailgate`` command: ``serve``, ``tokens issue``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mailgate import __version__
+from mailgate.errors import MailgateError
+from mailgate.runtime.config import Config, Role
+from mailgate.runtime.logging import configure_logging
+
+app = typer.Typer(help="mailgate: a self-hosted email API gateway", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API access tokens", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+def _config(**overrides: Any) -> Config:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Config(**values)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [env MAILGATE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [env MAILGATE_PORT]")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data directory [env MAILGATE_DATA]")] = None,
+    role: Annotated[
+        list[Role] | None, typer.Option(help="Roles of this process (repeatable)")
+    ] = None,
+    max_accounts: Annotated[
+        int | None, typer.Option(help="Most accounts this process runs")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level [env MAILGATE_LOG_LEVEL]")
+    ] = None,
+) -> None:
+    """Start the service: HTTP API, account runners and workers (embedded Redis without REDIS_URL)."""
+    import uvicorn
+
+    from mailgate.api.app import create_app
+
+    config = _config(
+        host=host,
+        port=port,
+        data=data,
+        roles=frozenset(role) if role else None,
+        max_accounts=max_accounts,
+        log_level=log_level,
+    )
+    configure_logging(config.log_level, config.log_format)
+    config.data.mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(config.shutdown_timeout),
+        lifespan="on",
+    )
+
+
+async def _issue(config: Config, scopes: list[str], account: str | None, description: str) -> str:
+    from mailgate.runtime.container import open_redis
+    from mailgate.store.tokens import TokenStore
+
+    redis, embedded = await open_redis(config)
+    try:
+        token, _record = await TokenStore(redis).issue(
+            scopes=scopes, account=account, description=description
+        )
+        return token
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    account: Annotated[str | None, typer.Option(help="Bind the token to one account")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="api, *, metrics (repeatable)")] = None,
+    description: Annotated[str, typer.Option(help="What the token is for")] = "",
+    data: Annotated[Path | None, typer.Option(help="Data directory [env MAILGATE_DATA]")] = None,
+) -> None:
+    """Print a new API token (works whether or not the service is running)."""
+    scopes = scope or ["api"]
+    allowed = {"*", "api", "metrics", "smtp", "imap-proxy"}
+    bad = [s for s in scopes if s not in allowed]
+    if bad:
+        raise typer.BadParameter(f"unknown scope(s) {bad}; use one of {sorted(allowed)}")
+    config = _config(data=data, log_level="warning")
+    configure_logging("warning", config.log_format)
+    try:
+        token = asyncio.run(_issue(config, scopes, account, description))
+    except MailgateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(token)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(json.dumps({"mailgate": __version__, "python": sys.version.split()[0]}))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

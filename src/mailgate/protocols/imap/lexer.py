@@ -1,0 +1,191 @@
+"""Stage 1 and 2 of parsing: framing server bytes into responses, then tokenizing them.
+
+**Framing** (:class:`Framer`): a response is a line ending in CRLF, except that a line ending in a
+literal marker ``{n}`` (or ``~{n}`` for RFC 3516 literal8) is followed by exactly ``n`` bytes of
+data and then the response continues. The framer buffers partial lines and literals and yields
+each complete response as a :class:`Frame`: ``texts`` (the line pieces, markers removed) and
+``literals`` (``len(literals) == len(texts) - 1``; literal *i* sits between text *i* and *i+1*).
+
+**Tokenizing** (:func:`tokenize`): a frame becomes a nested Python list::
+
+    atom (incl. NIL, numbers, flags)  → str           BODY[HEADER.FIELDS (SUBJECT)]<0> is one atom
+    quoted string or literal          → bytes
+    ( ... )                           → list
+
+Atoms may contain ``]`` (some servers send unquoted ``[Gmail]/Sent``); a ``[`` inside an atom runs
+to the matching ``]`` so that body section specifiers with spaces stay one atom.
+
+Both stages enforce :class:`~.limits.ImapLimits` and raise :class:`ProtocolError` on garbage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mailgate.errors import ProtocolError
+
+from .limits import DEFAULT_LIMITS, ImapLimits
+
+__all__ = ["Frame", "Framer", "tokenize"]
+
+_LITERAL_MARKER = re.compile(rb"~?\{(\d{1,12})\+?\}$")
+
+_TOKEN = re.compile(
+    rb"""
+     (\ +)                                            # 1 spaces
+    |(\()                                             # 2 open
+    |(\))                                             # 3 close
+    |"((?:[^"\\]|\\.)*)"                              # 4 quoted string
+    |((?:[^\x00-\x20()"{\x7f\[]|\[[^\]\r\n]*\]|\[)+)  # 5 atom
+    |(.)                                              # 6 anything else: error
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One complete server response, split at its literals."""
+
+    texts: list[bytes]
+    literals: list[bytes]
+
+    @property
+    def first(self) -> bytes:
+        return self.texts[0]
+
+
+class Framer:
+    """Incremental framing of a byte stream into :class:`Frame` objects."""
+
+    __slots__ = (
+        "_buf",
+        "_limits",
+        "_literal_len",
+        "_literals",
+        "_scan_from",
+        "_size",
+        "_texts",
+    )
+
+    def __init__(self, limits: ImapLimits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._buf = bytearray()
+        self._texts: list[bytes] = []
+        self._literals: list[bytes] = []
+        self._literal_len = -1  # >= 0 while reading a literal
+        self._size = 0
+        self._scan_from = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet form a complete response."""
+        return len(self._buf) + self._size
+
+    @property
+    def idle(self) -> bool:
+        """True when no partial response is buffered (safe point for STARTTLS)."""
+        return not self._buf and not self._texts
+
+    def feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf
+        buf += data
+        limits = self._limits
+        frames: list[Frame] = []
+        pos = 0
+        while True:
+            if self._literal_len >= 0:
+                n = self._literal_len
+                if len(buf) - pos < n:
+                    break
+                self._literals.append(bytes(buf[pos : pos + n]))
+                pos += n
+                self._literal_len = -1
+                continue
+            nl = buf.find(b"\n", max(pos, self._scan_from))
+            if nl < 0:
+                if len(buf) - pos > limits.max_line_length:
+                    raise ProtocolError("IMAP response line too long")
+                self._scan_from = len(buf)
+                break
+            self._scan_from = 0
+            end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+            if end - pos > limits.max_line_length:
+                raise ProtocolError("IMAP response line too long")
+            line = bytes(buf[pos:end])
+            pos = nl + 1
+            self._size += len(line)
+            if line.endswith(b"}"):
+                m = _LITERAL_MARKER.search(line)
+                if m is not None:
+                    n = int(m.group(1))
+                    if n > limits.max_literal_size:
+                        raise ProtocolError(f"IMAP literal of {n} bytes exceeds the limit")
+                    if len(self._literals) >= limits.max_literals_per_response:
+                        raise ProtocolError("too many literals in one IMAP response")
+                    self._size += n
+                    if self._size > limits.max_response_size:
+                        raise ProtocolError("IMAP response too large")
+                    self._texts.append(line[: m.start()])
+                    self._literal_len = n
+                    continue
+            if self._size > limits.max_response_size:
+                raise ProtocolError("IMAP response too large")
+            self._texts.append(line)
+            frames.append(Frame(self._texts, self._literals))
+            self._texts = []
+            self._literals = []
+            self._size = 0
+        if pos:
+            del buf[:pos]
+            if self._scan_from:
+                self._scan_from -= pos
+        return frames
+
+
+def tokenize(frame: Frame, limits: ImapLimits = DEFAULT_LIMITS, start: int = 0) -> list[Any]:
+    """Tokenize a frame (from byte ``start`` of its first text) into a nested list."""
+    root: list[Any] = []
+    stack: list[list[Any]] = [root]
+    cur = root
+    count = 0
+    max_depth = limits.max_nesting_depth
+    max_tokens = limits.max_tokens_per_response
+    literals = frame.literals
+    for index, text in enumerate(frame.texts):
+        for m in _TOKEN.finditer(text, start if index == 0 else 0):
+            kind = m.lastindex
+            if kind == 5:
+                cur.append(m.group(5).decode("utf-8", "surrogateescape"))
+            elif kind == 1:
+                continue
+            elif kind == 4:
+                q = m.group(4)
+                if b"\\" in q:
+                    q = _UNESCAPE.sub(rb"\1", q)
+                cur.append(q)
+            elif kind == 2:
+                if len(stack) > max_depth:
+                    raise ProtocolError("IMAP response nested too deeply")
+                new: list[Any] = []
+                cur.append(new)
+                stack.append(new)
+                cur = new
+            elif kind == 3:
+                if len(stack) == 1:
+                    raise ProtocolError("unbalanced ')' in IMAP response")
+                stack.pop()
+                cur = stack[-1]
+            else:
+                raise ProtocolError(f"unexpected byte {m.group(6)!r} in IMAP response")
+            count += 1
+            if count > max_tokens:
+                raise ProtocolError("too many tokens in one IMAP response")
+        if index < len(literals):
+            cur.append(literals[index])
+    if len(stack) != 1:
+        raise ProtocolError("unbalanced '(' in IMAP response")
+    return root

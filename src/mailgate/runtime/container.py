@@ -1,0 +1,155 @@
+"""Wiring: builds every store and service of a process from its configuration."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from mailgate.backends.base import Watcher
+from mailgate.backends.imap.sync import AccountSyncer
+from mailgate.backends.registry import BackendCache, BackendOptions, build_watcher
+from mailgate.domain.account import AccountRecord
+from mailgate.errors import ConfigError, StoreError
+from mailgate.runtime.config import Config, Role
+from mailgate.runtime.supervisor import Supervisor
+from mailgate.services.accounts import AccountService
+from mailgate.services.mailboxes import MailboxService
+from mailgate.services.settings import SettingsService
+from mailgate.services.sync_options import load_sync_options
+from mailgate.store import keys
+from mailgate.store.accounts import AccountStore
+from mailgate.store.commit import Committer
+from mailgate.store.crypto import SecretBox, load_or_create_secret
+from mailgate.store.embedded import EmbeddedRedis
+from mailgate.store.events import EventLog
+from mailgate.store.leases import LeaseStore
+from mailgate.store.mailboxes import MailboxRegistry
+from mailgate.store.redis import connect, ping, text
+from mailgate.store.tokens import TokenStore
+
+SECRET_CHECK_VALUE = "mailgate"
+
+log = structlog.get_logger("mailgate")
+
+
+@dataclass
+class Container:
+    config: Config
+    redis: Redis
+    box: SecretBox
+    embedded: EmbeddedRedis | None
+    accounts: AccountStore
+    tokens: TokenStore
+    settings: SettingsService
+    events: EventLog
+    leases: LeaseStore
+    backends: BackendCache
+    account_service: AccountService
+    mailbox_service: MailboxService
+    supervisor: Supervisor | None = None
+    started: float = field(default_factory=time.time)
+
+    async def close(self) -> None:
+        await self.backends.close()
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.aclose()
+        if self.embedded is not None:
+            await self.embedded.astop()
+
+
+async def check_secret(redis: Redis, box: SecretBox) -> None:
+    """Fail clearly when MAILGATE_SECRET differs from the one the stored secrets use."""
+    stored = await redis.get(keys.SECRET_CHECK)
+    if stored is None:
+        await redis.set(keys.SECRET_CHECK, box.encrypt(SECRET_CHECK_VALUE))
+        return
+    try:
+        box.decrypt(text(stored))
+    except StoreError as exc:
+        raise ConfigError(
+            "MAILGATE_SECRET does not match the secret this Redis was set up with; "
+            "stored passwords could not be read"
+        ) from exc
+
+
+async def open_redis(config: Config) -> tuple[Redis, EmbeddedRedis | None]:
+    embedded = None
+    url = config.redis_url
+    if not url:
+        embedded = EmbeddedRedis(config.data)
+        embedded.start()
+        url = embedded.url
+    redis = connect(url)
+    try:
+        await ping(redis)
+    except StoreError:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return redis, embedded
+
+
+async def build_container(config: Config) -> Container:
+    redis, embedded = await open_redis(config)
+    secret = load_or_create_secret(config.secret, config.data)
+    box = SecretBox(secret)
+    await check_secret(redis, box)
+    accounts = AccountStore(redis, box)
+    settings = SettingsService(redis, box)
+    events = EventLog(redis)
+    node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    leases = LeaseStore(redis, node_id)
+    options = BackendOptions(
+        client_name=str(await settings.get("imapClientName") or "mailgate"),
+        ignore_cert_errors=bool(await settings.get("ignoreMailCertErrors")),
+    )
+    backends = BackendCache(options)
+    account_service = AccountService(redis, accounts, events, settings, backends)
+    container = Container(
+        config=config,
+        redis=redis,
+        box=box,
+        embedded=embedded,
+        accounts=accounts,
+        tokens=TokenStore(redis),
+        settings=settings,
+        events=events,
+        leases=leases,
+        backends=backends,
+        account_service=account_service,
+        mailbox_service=MailboxService(account_service, backends),
+    )
+    registry = MailboxRegistry(redis)
+
+    async def watcher_factory(record: AccountRecord, fence: int) -> tuple[Watcher | None, float]:
+        sync_options = await load_sync_options(record, settings)
+
+        async def syncer() -> AccountSyncer:
+            # options are read again each pass so setting changes apply without a reconnect
+            fresh = await load_sync_options(record, settings)
+            return AccountSyncer(
+                record.account, redis, registry, Committer(redis, record.account, fence), fresh
+            )
+
+        return build_watcher(record, options, syncer), sync_options.resync_delay
+
+    roles = ",".join(sorted(r.value for r in config.roles))
+    container.supervisor = Supervisor(
+        redis,
+        accounts,
+        events,
+        leases,
+        watcher_factory,
+        roles=roles,
+        run_accounts=config.has_role(Role.SYNC),
+        max_accounts=config.max_accounts,
+    )
+    return container

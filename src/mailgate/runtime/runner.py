@@ -1,0 +1,190 @@
+"""One account's runner: keeps its watcher connected and reports the account's state.
+
+Runs as a task owned by the supervisor. Connection failures back off with jitter (reset only
+after the connection stayed up for a while); refused credentials are retried slowly and reported
+once per failure streak, never in a tight loop. A runner never raises out of :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from mailgate.backends.base import Watcher
+from mailgate.domain.account import AccountState, LastError, RuntimeState
+from mailgate.errors import AuthenticationError, ConfigError, ConnectError, MailgateError
+from mailgate.runtime.backoff import AUTH_BASE_DELAY, AUTH_MAX_DELAY, Backoff
+from mailgate.store.accounts import AccountStore
+from mailgate.store.events import EventLog, iso_now
+
+DEFAULT_RESYNC = 60.0  # seconds between sync passes when the server reports nothing
+
+
+class AccountRunner:
+    def __init__(
+        self,
+        account: str,
+        watcher: Watcher | None,
+        accounts: AccountStore,
+        events: EventLog,
+        *,
+        node_id: str,
+        resync_delay: float = DEFAULT_RESYNC,
+    ) -> None:
+        self.account = account
+        self.watcher = watcher
+        self.accounts = accounts
+        self.events = events
+        self.node_id = node_id
+        self.resync_delay = resync_delay
+        self.state = RuntimeState(state=AccountState.INIT, owner=node_id)
+        self._reconnect = asyncio.Event()
+        self._connect_backoff = Backoff()
+        self._auth_backoff = Backoff(base=AUTH_BASE_DELAY, cap=AUTH_MAX_DELAY)
+        self._auth_failing = False
+        self.log = structlog.get_logger("mailgate.runner").bind(account=account)
+
+    def request_reconnect(self) -> None:
+        self._reconnect.set()
+
+    async def _set_state(self, state: AccountState, error: LastError | None = None) -> None:
+        connections = self.watcher.connections if self.watcher else 0
+        changed = state != self.state.state
+        self.state = RuntimeState(
+            state=state,
+            last_error=error if error is not None else self.state.last_error,
+            connections=connections,
+            owner=self.node_id,
+            state_changed=iso_now() if changed else self.state.state_changed,
+            sync_time=self.state.sync_time,
+        )
+        if state == AccountState.CONNECTED:
+            self.state.last_error = None
+        if changed:
+            self.log.info("account state", state=state.value)
+        await self.accounts.set_state(self.account, self.state)
+
+    async def run(self) -> None:
+        try:
+            if self.watcher is None:
+                await self._set_state(AccountState.CONNECTED)
+                await asyncio.Event().wait()  # send-only account: nothing to watch
+            while True:
+                await self._connect_and_watch()
+        except asyncio.CancelledError:
+            await self._shutdown()
+            raise
+
+    async def _shutdown(self) -> None:
+        if self.watcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.watcher.close())
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._set_state(AccountState.DISCONNECTED))
+
+    async def _connect_and_watch(self) -> None:
+        assert self.watcher is not None
+        await self._set_state(AccountState.CONNECTING)
+        try:
+            await self.watcher.open()
+        except AuthenticationError as exc:
+            await self.watcher.close()
+            await self._on_auth_failure(exc)
+            return
+        except (ConnectError, ConfigError, OSError) as exc:
+            await self.watcher.close()
+            await self._on_connect_failure(exc)
+            return
+        if self._auth_failing:
+            self._auth_failing = False
+        await self.events.append(self.account, "authenticationSuccess", {"user": self.account})
+        self._auth_backoff.attempt = 0
+        connected_at = time.monotonic()
+        try:
+            await self._set_state(AccountState.SYNCING)
+            await self.watcher.sync([])
+            self.state.sync_time = iso_now()
+            await self._set_state(AccountState.CONNECTED)
+            await self._watch()
+        except (ConnectError, OSError) as exc:
+            self.log.info("connection lost", error=str(exc))
+            await self.watcher.close()
+            self._connect_backoff.connection_lasted(time.monotonic() - connected_at)
+            await self._on_connect_failure(exc, lost=True)
+        except MailgateError as exc:
+            self.log.warning("runner error", error=str(exc))
+            await self.watcher.close()
+            self._connect_backoff.connection_lasted(time.monotonic() - connected_at)
+            await self._on_connect_failure(exc, lost=True)
+
+    async def _watch(self) -> None:
+        assert self.watcher is not None
+        while not self._reconnect.is_set():
+            wait = asyncio.ensure_future(self.watcher.wait_for_changes(self.resync_delay))
+            flag = asyncio.ensure_future(self._reconnect.wait())
+            try:
+                done, _ = await asyncio.wait({wait, flag}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                flag.cancel()
+                if not wait.done():
+                    wait.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, MailgateError, OSError):
+                        await wait
+            if wait in done:
+                # a change was reported, or the resync delay passed: one (cheap) pass
+                await self.watcher.sync(wait.result())
+                self.state.sync_time = iso_now()
+        self._reconnect.clear()
+        self.log.info("reconnect requested")
+        await self.watcher.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, cut short by a reconnect request."""
+        self._reconnect.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reconnect.wait(), seconds)
+        self._reconnect.clear()
+
+    async def _on_auth_failure(self, exc: AuthenticationError) -> None:
+        error = LastError(
+            response=exc.server_response or str(exc),
+            description="Authentication failed",
+            server_response_code="AUTHENTICATIONFAILED",
+            time=iso_now(),
+        )
+        await self._set_state(AccountState.AUTHENTICATION_ERROR, error)
+        if not self._auth_failing:
+            self._auth_failing = True
+            await self.events.append(
+                self.account,
+                "authenticationError",
+                {"response": error.response, "serverResponseCode": error.server_response_code},
+            )
+        delay = self._auth_backoff.next_delay()
+        self.log.warning("authentication failed", retry_in=round(delay, 1))
+        await self._sleep(delay)
+
+    async def _on_connect_failure(self, exc: Exception, *, lost: bool = False) -> None:
+        error = LastError(
+            response=str(exc),
+            description="Connection lost" if lost else "Connection failed",
+            server_response_code=type(exc).__name__,
+            time=iso_now(),
+        )
+        await self._set_state(AccountState.CONNECT_ERROR, error)
+        if not lost:
+            await self.events.append(
+                self.account,
+                "connectError",
+                {"response": error.response, "serverResponseCode": error.server_response_code},
+            )
+        delay = 0.5 if lost and self._connect_backoff.attempt == 0 else None
+        if delay is None:
+            delay = self._connect_backoff.next_delay()
+        else:
+            self._connect_backoff.attempt += 1
+        self.log.info("connect failed", retry_in=round(delay, 1), error=str(exc))
+        await self._sleep(delay)

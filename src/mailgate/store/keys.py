@@ -1,0 +1,158 @@
+"""Every Redis key name mailgate uses, in one place.
+
+Per-account keys carry the account id as a hash tag (``mg:{<account>}:...``) so that every
+multi-key update of one account stays in one slot of a Redis Cluster. Instance-wide keys share the
+fixed tag ``{mg}``. Nothing outside this module builds a key name.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mg"
+GLOBAL_TAG = "{mg}"
+
+
+def _g(name: str) -> str:
+    return f"{PREFIX}:{GLOBAL_TAG}:{name}"
+
+
+def _a(account: str, name: str) -> str:
+    return f"{PREFIX}:{{{account}}}:{name}"
+
+
+# --- instance-wide -------------------------------------------------------------------------
+SETTINGS = _g("settings")  # hash: setting name -> JSON value
+ACCOUNTS = _g("accounts")  # zset: account id -> creation time (ms)
+TOKENS = _g("tokens")  # zset: token id -> creation time (ms)
+NODES = _g("nodes")  # zset: node id -> last heartbeat (ms)
+CONTROL_CHANNEL = _g("control")  # pub/sub: account lifecycle and reconnect requests
+SECRET_CHECK = _g("secret-check")  # an encrypted known value: detects a changed MAILGATE_SECRET
+
+
+def token(token_id: str) -> str:
+    """Hash: one API token's metadata (the token itself is never stored)."""
+    return _g(f"token:{token_id}")
+
+
+def node(node_id: str) -> str:
+    """Hash: a process's roles, host, start time and owned-account count."""
+    return _g(f"node:{node_id}")
+
+
+# --- per account ---------------------------------------------------------------------------
+def account(account_id: str) -> str:
+    """String: the account record (msgpack, secrets encrypted)."""
+    return _a(account_id, "account")
+
+
+def account_state(account_id: str) -> str:
+    """Hash: runtime state of the account (state, lastError, connections, ...)."""
+    return _a(account_id, "state")
+
+
+def lease(account_id: str) -> str:
+    """String: the node id that runs the account, with a TTL."""
+    return _a(account_id, "lease")
+
+
+def fence(account_id: str) -> str:
+    """Integer: fencing token, incremented on every new lease."""
+    return _a(account_id, "fence")
+
+
+def mailbox_ids(account_id: str) -> str:
+    """Hash: ``path\\0uidvalidity`` -> small per-account mailbox number (ids survive flushes)."""
+    return _a(account_id, "mbid")
+
+
+def mailbox_paths(account_id: str) -> str:
+    """Hash: mailbox number -> ``path\\0uidvalidity`` (to resolve message ids)."""
+    return _a(account_id, "mbno")
+
+
+def mailbox_seq(account_id: str) -> str:
+    """Integer: last mailbox number handed out."""
+    return _a(account_id, "mbseq")
+
+
+def mailbox_state(account_id: str, mailbox_no: int) -> str:
+    """Hash: a mailbox's sync cursor (uidvalidity, uidnext, highestmodseq, messages, ...)."""
+    return _a(account_id, f"mb:{mailbox_no}")
+
+
+def synced_mailboxes(account_id: str) -> str:
+    """Hash: path -> mailbox number of every mailbox the indexer tracks now."""
+    return _a(account_id, "mbsync")
+
+
+def sync_meta(account_id: str) -> str:
+    """Hash: the indexer's account-wide facts (initialized, indexer, progress counters)."""
+    return _a(account_id, "sync")
+
+
+def index_chunk(account_id: str, mailbox_no: int, chunk: int) -> str:
+    """String: packed index records of one UID range of a mailbox (full indexer)."""
+    return _a(account_id, f"ix:{mailbox_no}:{chunk}")
+
+
+def index_chunks(account_id: str, mailbox_no: int) -> str:
+    """Set: chunk numbers present for a mailbox (to drop them without SCAN)."""
+    return _a(account_id, f"ixc:{mailbox_no}")
+
+
+def keywords(account_id: str, mailbox_no: int) -> str:
+    """Hash: uid -> custom keywords of messages that have any (full indexer)."""
+    return _a(account_id, f"kw:{mailbox_no}")
+
+
+def events(account_id: str) -> str:
+    """Stream: the account's durable event log (every event, before any delivery)."""
+    return _a(account_id, "events")
+
+
+def account_keys(account_id: str) -> list[str]:
+    """Keys deleted together with the account."""
+    return [
+        account(account_id),
+        account_state(account_id),
+        lease(account_id),
+        fence(account_id),
+        mailbox_ids(account_id),
+        mailbox_paths(account_id),
+        mailbox_seq(account_id),
+        synced_mailboxes(account_id),
+        sync_meta(account_id),
+        events(account_id),
+    ]
+
+
+def account_pattern(account_id: str) -> str:
+    """SCAN pattern matching every key of one account (glob characters escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in account_id)
+    return f"{PREFIX}:{{{escaped}}}:*"
+
+
+# --- webhook delivery (services/webhooks) ---------------------------------------------------
+# Per account: the delivery state and the delivery lock share the account's hash tag with its
+# event stream, so the cursor write can check the lock in one script. Instance-wide: the
+# schedule of accounts with undelivered events, the accounts in retry backoff, counters.
+WEBHOOK_PENDING = _g("wh:pending")  # zset: account -> time (ms) it is next due for delivery
+WEBHOOK_RETRY = _g("wh:retry")  # zset: account -> time (ms) of its next retry (in backoff)
+WEBHOOK_COUNTERS = _g("wh:counters")  # hash: completed / failed / skipped -> count
+WEBHOOK_WAKE = _g("wh:wake")  # pub/sub: "an event was appended" hint for the workers
+WEBHOOK_RECOVERY_LOCK = _g("wh:recovery")  # string: one worker at a time scans for lost marks
+
+
+def queue_paused(queue: str) -> str:
+    """String: present while the named queue (``notify``, ``submit``, ...) is paused."""
+    return _g(f"queue:{queue}:paused")
+
+
+def webhook_state(account_id: str) -> str:
+    """Hash: ``cursor`` (last handled event id), ``attemptId``/``attempts`` of the head event,
+    ``waiting`` (events appended and not yet handled), ``lastError``."""
+    return _a(account_id, "wh:state")
+
+
+def webhook_lock(account_id: str) -> str:
+    """String: the delivery lock of the account (owner token, short TTL renewed while held)."""
+    return _a(account_id, "wh:lock")

@@ -1,0 +1,108 @@
+"""Account leases: which process runs an account, with fencing tokens.
+
+A lease is a key holding the owner's node id with a TTL. Claiming one increments the account's
+fencing token; every later write of the owner's index or cursor can carry that token so a process
+that was paused past its lease cannot overwrite the new owner's state.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from mailgate.store import keys
+from mailgate.store.redis import mapping, text
+
+LEASE_TTL_MS = 10_000  # a dead process's accounts move after at most this long
+NODE_TTL_MS = 10_000  # a process missing heartbeats this long no longer counts as live
+
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return tonumber(redis.call('GET', KEYS[2]) or '0')
+end
+return false
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class LeaseStore:
+    def __init__(self, redis: Redis, node_id: str) -> None:
+        self.redis = redis
+        self.node_id = node_id
+        self._claim = redis.register_script(_CLAIM)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def claim(self, account: str, ttl_ms: int = LEASE_TTL_MS) -> int | None:
+        """The fencing token when this node now holds the lease, else None."""
+        result = await self._claim(
+            keys=[keys.lease(account), keys.fence(account)], args=[self.node_id, ttl_ms]
+        )
+        return None if result is None else int(result)
+
+    async def renew(self, account: str, ttl_ms: int = LEASE_TTL_MS) -> bool:
+        return bool(await self._renew(keys=[keys.lease(account)], args=[self.node_id, ttl_ms]))
+
+    async def release(self, account: str) -> None:
+        await self._release(keys=[keys.lease(account)], args=[self.node_id])
+
+    async def owner(self, account: str) -> str | None:
+        raw = await self.redis.get(keys.lease(account))
+        return text(raw) if raw else None
+
+    async def owners(self, accounts: list[str]) -> list[str | None]:
+        if not accounts:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for account in accounts:
+                pipe.get(keys.lease(account))
+            raws = await pipe.execute()
+        return [text(r) if r else None for r in raws]
+
+    # --- process heartbeats -------------------------------------------------------------------
+    async def heartbeat(self, info: dict[str, str]) -> None:
+        now = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.NODES, {self.node_id: now})
+            pipe.hset(keys.node(self.node_id), mapping=mapping({**info, "heartbeat": str(now)}))
+            pipe.pexpire(keys.node(self.node_id), NODE_TTL_MS * 6)
+            pipe.zremrangebyscore(keys.NODES, 0, now - NODE_TTL_MS * 6)
+            await pipe.execute()
+
+    async def live_nodes(self, role: str | None = None) -> list[str]:
+        now = int(time.time() * 1000)
+        raw = await self.redis.zrangebyscore(keys.NODES, now - NODE_TTL_MS, "+inf")
+        ids = [text(n) for n in raw]
+        if role is None:
+            return ids
+        out = []
+        for node_id in ids:
+            roles = await self.redis.hget(keys.node(node_id), "roles")
+            names = text(roles).split(",") if roles is not None else []
+            if role in names or "all" in names:
+                out.append(node_id)
+        return out
+
+    async def leave(self) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.NODES, self.node_id)
+            pipe.delete(keys.node(self.node_id))
+            await pipe.execute()
