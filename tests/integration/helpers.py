@@ -60,3 +60,41 @@ def imap_account(
     }
     body.update(extra)
     return body
+
+
+def account_events(redis_url: str, account: str) -> list[dict[str, Any]]:
+    """Every event in an account's durable event log, oldest first."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        rows = client.xrange(f"mg:{{{account}}}:events")
+    finally:
+        client.close()
+    out = []
+    for event_id, fields in rows:
+        entry = json.loads(fields[b"e"])
+        entry["id"] = event_id.decode()
+        out.append(entry)
+    return out
+
+
+def wait_event(
+    redis_url: str,
+    account: str,
+    event: str,
+    *,
+    timeout: float = 20.0,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """The first event of that name (matching ``where``) in the account's log."""
+
+    def probe() -> dict[str, Any] | None:
+        for entry in account_events(redis_url, account):
+            if entry["event"] == event and (where is None or where(entry)):
+                return entry
+        return None
+
+    return wait_for(probe, timeout=timeout, what=f"{event} for {account}")

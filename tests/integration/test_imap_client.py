@@ -20,7 +20,7 @@ from mailgate.backends.imap.client import (
     QresyncParams,
 )
 from mailgate.errors import AuthenticationError, CommandError, ConnectError
-from mailgate.protocols.imap import ExistsResponse, Response
+from mailgate.protocols.imap import ExistsResponse, MailboxStatusResponse, Response
 
 pytestmark = pytest.mark.integration
 
@@ -376,7 +376,7 @@ async def test_pipelined_concurrent_commands(
     client.capabilities = client.capabilities - {"LITERAL+"}
     client._encoder.literal_plus = False
     big = message("big", body="y" * 200_000)
-    appended, status = await asyncio.gather(client.append("Drafts", big), client.noop())
+    appended, _status = await asyncio.gather(client.append("Drafts", big), client.noop())
     assert appended is not None
 
 
@@ -415,10 +415,34 @@ def _imap_pids(dovecot: Any, user: str) -> list[int]:
         if len(fields) >= 3 and fields[1] == "imap" and fields[2].isdigit():
             pids.append(int(fields[2]))
     if not pids:  # fall back to ps: "imap: [user 127.0.0.1 ...]"
-        out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-        pids = [
-            int(l.split()[0])
-            for l in out.splitlines()
-            if f"imap: [{user} " in l or (f"[{user} " in l and "imap" in l)
-        ]
+        ps = ["ps", "-eo", "pid,args"]
+        out = subprocess.run(ps, check=False, capture_output=True, text=True).stdout
+        pids = [int(row.split()[0]) for row in out.splitlines() if f"imap: [{user} " in row]
     return pids
+
+
+async def test_notify_reports_other_folders(connect: Connect, mail_user: Any, dovecot: Any) -> None:
+    client = await connect(mail_user)
+    await client.select("INBOX")
+    initial = await client.notify_set(
+        "STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
+        "(PERSONAL (MessageNew MessageExpunge MailboxName))"
+    )
+    initial_status = {r.mailbox: r.items for r in initial if isinstance(r, MailboxStatusResponse)}
+    assert initial_status["Archive"]["MESSAGES"] == 0 and "Archivé" in initial_status
+
+    async def deliver_later() -> None:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(dovecot.deliver, mail_user.name, message("elsewhere"), "Archive")
+
+    task = asyncio.create_task(deliver_later())
+    deadline = time.monotonic() + 10
+    archive: dict[str, int] = {}
+    while not archive.get("MESSAGES") and time.monotonic() < deadline:
+        # Dovecot also reports the lazily created special-use folders (LIST + STATUS) first
+        for r in await client.idle(deadline - time.monotonic()):
+            if isinstance(r, MailboxStatusResponse) and r.mailbox == "Archive":
+                archive = r.items
+    await task
+    assert archive.get("MESSAGES") == 1
+    await client.notify_none()

@@ -58,7 +58,7 @@ async def test_garbage_closes_with_protocol_error(
 ) -> None:
     async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         w.write(GREETING)
-        tag, _ = await tag_of(r)
+        _tag, _ = await tag_of(r)
         w.write(b"* 1 FETCH (UID \x00garbage)\r\n")
         await r.read(100)
 
@@ -269,3 +269,31 @@ async def test_cancel_waiting_command_keeps_connection(
     await client.noop()
     assert not client.closed
     await client.close()
+
+
+async def test_credentials_redacted_from_logs(serve: Callable[[Handler], Awaitable[int]]) -> None:
+    from structlog.testing import capture_logs
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(GREETING)
+        while line := await r.readline():
+            tag = line.split(b" ")[0]
+            if b"AUTHENTICATE" in line or b"LOGIN" in line:
+                w.write(tag + b" OK [CAPABILITY IMAP4rev1 IDLE] done\r\n")
+            else:
+                w.write(tag + b" OK done\r\n")
+
+    port = await serve(handler)
+    with capture_logs() as logs:
+        client = await connect(port)
+        await client.login("joe", "hunter2-secret")
+        await client.logout()
+        client = await connect(port)
+        await client.authenticate_xoauth2("joe", "ya29.token-secret")
+        await client.logout()
+    text = repr(logs)
+    assert "hunter2" not in text and "token-secret" not in text
+    assert (
+        base64.b64encode(b"user=joe\x01auth=Bearer ya29.token-secret\x01\x01").decode() not in text
+    )
+    assert any("LOGIN" in str(entry.get("line")) for entry in logs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +22,8 @@ SMALL = ImapLimits(
     max_tokens_per_response=200,
 )
 SAMPLE_LINES = DOVECOT_SESSION.split(b"\r\n")
+#: raise for a longer fuzzing run: IMAP_FUZZ_EXAMPLES=20000 pytest tests/unit/test_imap_fuzz.py
+EXAMPLES = int(os.environ.get("IMAP_FUZZ_EXAMPLES", "300"))
 
 
 def _feed_all(parser: ResponseParser, chunks: list[bytes]) -> None:
@@ -32,7 +36,7 @@ def _feed_all(parser: ResponseParser, chunks: list[bytes]) -> None:
         pass
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(st.binary(max_size=300), max_size=8))
 def test_arbitrary_bytes(chunks: list[bytes]) -> None:
     _feed_all(ResponseParser(SMALL), chunks)
@@ -41,7 +45,7 @@ def test_arbitrary_bytes(chunks: list[bytes]) -> None:
 ALPHABET = b'* ()[]{}"\\~+0123456789:,NILOKNOBADFETCHUIDLISTBODY\r\n\x00\xff'
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(st.sampled_from([bytes([b]) for b in ALPHABET]), max_size=400))
 def test_imap_alphabet_soup(tokens: list[bytes]) -> None:
     _feed_all(ResponseParser(SMALL), [b"".join(tokens)])
@@ -70,7 +74,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(mutated(), st.integers(1, 64))
 def test_mutated_session(data: bytes, chunk: int) -> None:
     parser = ResponseParser(ImapLimits(max_literal_size=4096, max_line_length=4096))
@@ -81,7 +85,7 @@ def test_mutated_session(data: bytes, chunk: int) -> None:
         pass
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.sampled_from(SAMPLE_LINES), st.binary(max_size=40))
 def test_valid_line_with_garbage_appended(line: bytes, junk: bytes) -> None:
     _feed_all(ResponseParser(SMALL), [line + b"\r\n", junk, b"\r\n"])

@@ -516,3 +516,35 @@ def test_exchange_greeting_and_yahoo_quirks() -> None:
     assert isinstance(out[0], UntaggedStatus) and out[0].code is None
     assert "OBJECTID" in out[1].code.value
     assert out[2].name == "Bulk Mail"
+
+
+FAST_LINES = [
+    b"* 1 FETCH (UID 5 FLAGS (\\Seen $Forwarded) MODSEQ (12))",
+    b"* 2 FETCH (UID 6 FLAGS () MODSEQ (1))",
+    b"* 3 FETCH (FLAGS (\\Deleted) UID 7)",
+    b"* 4 FETCH (MODSEQ (9) UID 8 RFC822.SIZE 1234 FLAGS (\\Seen))",
+    b"* 5 FETCH (UID 9 X-GM-MSGID 1278455344230334865 X-GM-THRID 1278455344230334865)",
+    b"* 6 FETCH (UID 10)",
+    b"* 7 FETCH (FLAGS (\\Seen))",
+]
+
+
+@pytest.mark.parametrize("line", FAST_LINES)
+def test_fast_path_matches_general_path(line: bytes) -> None:
+    from mailgate.protocols.imap.lexer import Frame
+
+    parser = ResponseParser()
+    fast = parser.feed(line + b"\r\n")[0]
+    general = parser._untagged(Frame([line], []))
+    assert fast == general
+
+
+def test_fast_path_declines_unusual_shapes() -> None:
+    # lower-case, extra spaces, quoted flags: all still parse (through the general path)
+    for line in (
+        b"* 1 fetch (uid 5 flags (\\Seen))",
+        b"* 1 FETCH (UID 5  FLAGS (\\Seen))",
+        b'* 1 FETCH (UID 5 FLAGS ("odd"))',
+    ):
+        r = ResponseParser().feed(line + b"\r\n")[0]
+        assert isinstance(r, FetchResponse) and r.uid == 5

@@ -116,6 +116,7 @@ def test_headers_of_an_attempt() -> None:
     req = payload.build_request(
         "https://u%40x:p%3Aw@h.example.com/hook?q=1",
         raw,
+        account_id="acct1",
         event_id=event_id,
         attempt=3,
         cfg=cfg,
@@ -129,7 +130,8 @@ def test_headers_of_an_attempt() -> None:
     assert h["Content-Type"] == "application/json"
     assert h["X-Global"] == "g"
     assert h["x-both"] == "account" and "X-Both" not in h
-    assert h["X-EE-Wh-Event-Id"] == event_id and h["X-EE-Wh-Id"] == event_id
+    assert h["X-EE-Wh-Event-Id"] == payload.event_uuid("acct1", event_id)
+    assert h["X-EE-Wh-Id"] == event_id
     assert h["X-EE-Wh-Attempts"] == "3" and h["X-EE-Wh-Attempts-Made"] == "2"
     assert h["X-EE-Wh-Queued-Time"] == "5s"
     assert h["X-EE-Wh-Signature"] == signing.sign(raw, "s3cret")
@@ -161,3 +163,11 @@ def test_header_pairs_accepts_dicts_and_objects() -> None:
         ("C", ""),
     )
     assert payload.header_pairs(None) == ()
+
+
+def test_event_ids_are_stable_and_unique_across_accounts() -> None:
+    a = payload.event_uuid("alice", "1714557600000-0")
+    assert a == payload.event_uuid("alice", "1714557600000-0")  # same on every retry/worker
+    assert a != payload.event_uuid("bob", "1714557600000-0")  # stream ids repeat across accounts
+    assert a != payload.event_uuid("alice", "1714557600000-1")
+    assert len(a) == 36 and a[14] == "5"  # a UUIDv5, like EmailEngine's UUID event ids

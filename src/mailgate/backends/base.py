@@ -8,9 +8,11 @@ runner keeps to learn about changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -43,6 +45,53 @@ class MailboxChange(msgspec.Struct, omit_defaults=True, rename="camel"):
     subscribed: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Which page of a listing or search: by ``cursor`` when given, else by ``page`` number."""
+
+    page: int = 0
+    page_size: int = 20
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """Query options of reading one message (EmailEngine's names in comments)."""
+
+    text_type: str | None = None  # textType: None (no text content), "*", "plain" or "html"
+    max_bytes: int | None = None  # maxBytes
+    web_safe_html: bool = False  # webSafeHtml
+    embed_attached_images: bool = False  # embedAttachedImages
+    pre_process_html: bool = False  # preProcessHtml
+    mark_as_seen: bool = False  # markAsSeen
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChanges:
+    """Flag (or label) operations; ``None`` leaves that operation out."""
+
+    add: tuple[str, ...] | None = None
+    delete: tuple[str, ...] | None = None
+    set: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChanges:
+    flags: FlagChanges | None = None
+    labels: FlagChanges | None = None
+
+
+@dataclass(slots=True)
+class Download:
+    """A body to stream to the client: raw source or a decoded attachment.
+
+    ``chunks`` holds a connection until it is exhausted or closed (``aclose``)."""
+
+    content_type: str
+    filename: str | None
+    chunks: AsyncIterator[bytes]
+
+
 class MailBackend(Protocol):
     """API operations on one account's mailbox store."""
 
@@ -64,6 +113,60 @@ class MailBackend(Protocol):
     async def delete_mailbox(self, path: str) -> MailboxChange: ...
 
     async def set_subscribed(self, path: str, subscribed: bool) -> MailboxChange: ...
+
+    # -- messages (ids are opaque strings: each backend packs and unpacks its own) -----------
+
+    async def list_messages(self, path: str, paging: PageRequest) -> dict[str, Any]:
+        """One page of a mailbox, newest first: paging fields + ``messages`` (contract JSON)."""
+
+    async def search_messages(
+        self, path: str, search: Mapping[str, Any], paging: PageRequest
+    ) -> dict[str, Any]:
+        """Like :meth:`list_messages` for the messages matching EmailEngine's search object."""
+
+    async def get_message(self, message: str, options: ReadOptions) -> dict[str, Any]:
+        """A message's details (contract ``MessageDetails``); NotFound MessageNotFound."""
+
+    async def get_text(
+        self, text: str, *, text_type: str, max_bytes: int | None, web_safe_html: bool
+    ) -> dict[str, Any]:
+        """The body text named by a text id: ``{plain, html, hasMore}``."""
+
+    async def message_source(self, message: str) -> Download:
+        """The raw RFC 822 message, byte for byte, streamed."""
+
+    async def download_attachment(self, attachment: str) -> Download:
+        """An attachment's decoded content, streamed; NotFound AttachmentNotFound."""
+
+    async def update_message(self, message: str, changes: MessageChanges) -> dict[str, Any]: ...
+
+    async def move_message(self, message: str, target: str) -> dict[str, Any]:
+        """``{path, id?, uid?}`` of the message in ``target``."""
+
+    async def delete_message(self, message: str, *, force: bool) -> dict[str, Any]:
+        """Move to Trash, or delete for good with ``force`` (or when already in Trash)."""
+
+    async def append_message(
+        self,
+        path: str,
+        raw: bytes,
+        *,
+        flags: Sequence[str] = (),
+        internal_date: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Store a message: ``{id?, path, uid?, uidValidity?}``."""
+
+    async def update_messages(
+        self, path: str, search: Mapping[str, Any], changes: MessageChanges
+    ) -> dict[str, Any]: ...
+
+    async def move_messages(
+        self, path: str, search: Mapping[str, Any], target: str
+    ) -> dict[str, Any]: ...
+
+    async def delete_messages(
+        self, path: str, search: Mapping[str, Any], *, force: bool
+    ) -> dict[str, Any]: ...
 
     async def close(self) -> None:
         """Release every connection this backend holds."""

@@ -43,6 +43,7 @@ class Config(BaseSettings):
     max_accounts: int = Field(default=10_000, ge=0)
     node_id: str | None = None
     shutdown_timeout: float = Field(default=8.0, gt=0)
+    index_chunk: int = Field(default=5_000, ge=1, le=1_000_000)  # UIDs per first-index step
 
     def has_role(self, role: Role) -> bool:
         return Role.ALL in self.roles or role in self.roles

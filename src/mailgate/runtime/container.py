@@ -136,7 +136,12 @@ async def build_container(config: Config) -> Container:
             # options are read again each pass so setting changes apply without a reconnect
             fresh = await load_sync_options(record, settings)
             return AccountSyncer(
-                record.account, redis, registry, Committer(redis, record.account, fence), fresh
+                record.account,
+                redis,
+                registry,
+                Committer(redis, record.account, fence),
+                fresh,
+                chunk=config.index_chunk,
             )
 
         return build_watcher(record, options, syncer), sync_options.resync_delay

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -18,6 +19,7 @@ from mailgate.domain.account import AccountState, LastError, RuntimeState
 from mailgate.errors import AuthenticationError, ConfigError, ConnectError, MailgateError
 from mailgate.runtime.backoff import AUTH_BASE_DELAY, AUTH_MAX_DELAY, Backoff
 from mailgate.store.accounts import AccountStore
+from mailgate.store.commit import LeaseLost
 from mailgate.store.events import EventLog, iso_now
 
 DEFAULT_RESYNC = 60.0  # seconds between sync passes when the server reports nothing
@@ -33,6 +35,7 @@ class AccountRunner:
         *,
         node_id: str,
         resync_delay: float = DEFAULT_RESYNC,
+        on_lease_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.account = account
         self.watcher = watcher
@@ -40,6 +43,8 @@ class AccountRunner:
         self.events = events
         self.node_id = node_id
         self.resync_delay = resync_delay
+        self.on_lease_lost = on_lease_lost
+        self._sync_now = asyncio.Event()
         self.state = RuntimeState(state=AccountState.INIT, owner=node_id)
         self._reconnect = asyncio.Event()
         self._connect_backoff = Backoff()
@@ -49,6 +54,9 @@ class AccountRunner:
 
     def request_reconnect(self) -> None:
         self._reconnect.set()
+
+    def request_sync(self) -> None:
+        self._sync_now.set()
 
     async def _set_state(self, state: AccountState, error: LastError | None = None) -> None:
         connections = self.watcher.connections if self.watcher else 0
@@ -109,6 +117,12 @@ class AccountRunner:
             self.state.sync_time = iso_now()
             await self._set_state(AccountState.CONNECTED)
             await self._watch()
+        except LeaseLost as exc:
+            self.log.warning("lease lost: stopping", error=str(exc))
+            await self.watcher.close()
+            if self.on_lease_lost is not None:
+                self.on_lease_lost(self.account)
+            await asyncio.Event().wait()  # the supervisor cancels this runner
         except (ConnectError, OSError) as exc:
             self.log.info("connection lost", error=str(exc))
             await self.watcher.close()
@@ -125,18 +139,25 @@ class AccountRunner:
         while not self._reconnect.is_set():
             wait = asyncio.ensure_future(self.watcher.wait_for_changes(self.resync_delay))
             flag = asyncio.ensure_future(self._reconnect.wait())
+            forced = asyncio.ensure_future(self._sync_now.wait())
             try:
-                done, _ = await asyncio.wait({wait, flag}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {wait, flag, forced}, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 flag.cancel()
+                forced.cancel()
                 if not wait.done():
                     wait.cancel()
                     with contextlib.suppress(asyncio.CancelledError, MailgateError, OSError):
                         await wait
-            if wait in done:
-                # a change was reported, or the resync delay passed: one (cheap) pass
-                await self.watcher.sync(wait.result())
-                self.state.sync_time = iso_now()
+            if self._reconnect.is_set():
+                break
+            hints = wait.result() if wait in done and not wait.cancelled() else []
+            self._sync_now.clear()
+            # a change was reported, a pass was asked for, or the resync delay passed
+            await self.watcher.sync(hints)
+            self.state.sync_time = iso_now()
         self._reconnect.clear()
         self.log.info("reconnect requested")
         await self.watcher.close()

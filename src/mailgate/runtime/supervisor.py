@@ -41,11 +41,6 @@ log = structlog.get_logger("mailgate.supervisor")
 WatcherFactory = Callable[[AccountRecord, int], Awaitable[tuple[Watcher | None, float]]]
 
 
-async def publish_control(redis: Redis, kind: str, account: str) -> None:
-    """Tell every process about an account change (added, updated, deleted, reconnect)."""
-    await redis.publish(keys.CONTROL_CHANNEL, json.dumps({"type": kind, "account": account}))
-
-
 class Supervisor:
     def __init__(
         self,
@@ -69,6 +64,7 @@ class Supervisor:
         self.max_accounts = max_accounts
         self.runners: dict[str, tuple[AccountRunner, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
         self._started = time.time()
         self.ready = False
 
@@ -153,6 +149,7 @@ class Supervisor:
             self.events,
             node_id=self.node_id,
             resync_delay=resync_delay,
+            on_lease_lost=self._lease_lost,
         )
         task = asyncio.create_task(runner.run(), name=f"runner:{account}")
         self.runners[account] = (runner, task)
@@ -170,6 +167,13 @@ class Supervisor:
         if release:
             with contextlib.suppress(RedisError, OSError):
                 await self.leases.release(account)
+
+    def _lease_lost(self, account: str) -> None:
+        """A runner's fenced write was refused: stop it; the next reconcile claims afresh."""
+        task = asyncio.create_task(self._stop_runner(account, release=True))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self._wake.set()
 
     async def _stop_all(self) -> None:
         accounts = list(self.runners)
@@ -207,5 +211,9 @@ class Supervisor:
             entry = self.runners.get(account)
             if entry is not None:
                 entry[0].request_reconnect()
+        elif kind == "sync":
+            entry = self.runners.get(account)
+            if entry is not None:
+                entry[0].request_sync()
         elif kind == "added":
             self._wake.set()

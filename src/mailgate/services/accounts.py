@@ -14,6 +14,7 @@ from mailgate.backends.imap.session import open_session, password_source
 from mailgate.backends.registry import BackendCache
 from mailgate.backends.smtp.verify import verify_smtp
 from mailgate.domain.account import AccountRecord, AccountState, ImapConfig, Indexer, SmtpConfig
+from mailgate.domain.sync import parse_iso
 from mailgate.errors import (
     AuthenticationError,
     BackendError,
@@ -22,17 +23,18 @@ from mailgate.errors import (
     Forbidden,
     NotFound,
 )
-from mailgate.runtime.supervisor import publish_control
 from mailgate.services.inputs import (
     AccountCreate,
     AccountFields,
     AccountUpdate,
+    FlushIn,
     ImapIn,
     SmtpIn,
     VerifyAccountIn,
 )
 from mailgate.services.settings import SettingsService
 from mailgate.store.accounts import AccountStore, map_secrets
+from mailgate.store.control import publish_control
 from mailgate.store.events import EventLog, iso_now
 
 MASK = "******"
@@ -192,7 +194,22 @@ class AccountService:
     async def info(self, account: str) -> dict[str, Any]:
         record = await self.record(account)
         state = await self.store.get_state(account)
-        return account_view(record, state, await self.settings.get("imapIndexer") or "full")
+        view = account_view(record, state, await self.settings.get("imapIndexer") or "full")
+        meta = await self.store.sync_meta(account)
+        if meta:
+            view["indexing"] = {
+                "indexer": meta.get("indexer", view["imapIndexer"]),
+                "initialized": meta.get("initialized") == "1",
+                "folders": {
+                    "done": int(meta.get("foldersDone", 0)),
+                    "total": int(meta.get("foldersTotal", 0)),
+                },
+                "messages": {
+                    "done": int(meta.get("messagesDone", 0)),
+                    "total": int(meta.get("messagesTotal", 0)),
+                },
+            }
+        return view
 
     async def list_accounts(
         self, *, page: int, page_size: int, state: str | None, query: str | None
@@ -240,6 +257,29 @@ class AccountService:
             "state": state or "*",
             "accounts": [{k: row[k] for k in summary_fields if k in row} for row in rows],
         }
+
+    async def flush(self, account: str, body: FlushIn) -> dict[str, Any]:
+        """Drop the index and index again (switching the indexer if asked); ids stay valid."""
+        record = await self.record(account)
+        if not body.flush:
+            return {"flush": False}
+        notify_from = body.notifyFrom
+        if notify_from is None or notify_from == "now":
+            notify_from = iso_now()
+        elif parse_iso(notify_from) is None:
+            raise BadRequest("notifyFrom must be an ISO 8601 date", "InputValidationError")
+        indexer = Indexer(body.imapIndexer) if body.imapIndexer else record.imap_indexer
+        record = msgspec.structs.replace(record, imap_indexer=indexer, notify_from=notify_from)
+        await self.store.save(record)
+        await self.store.drop_index(account)
+        await publish_control(self.redis, "updated", account)
+        return {"flush": True}
+
+    async def sync(self, account: str, sync: bool) -> dict[str, Any]:
+        await self.record(account)
+        if sync:
+            await publish_control(self.redis, "sync", account)
+        return {"sync": sync}
 
     async def reconnect(self, account: str, reconnect: bool) -> dict[str, Any]:
         await self.record(account)

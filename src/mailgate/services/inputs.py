@@ -118,6 +118,16 @@ class ReconnectIn(_Model):
     reconnect: bool = False
 
 
+class FlushIn(_Model):
+    flush: bool = False
+    notifyFrom: str | None = Field(default=None, max_length=64)
+    imapIndexer: Literal["full", "fast"] | None = None
+
+
+class SyncIn(_Model):
+    sync: bool = False
+
+
 class MailboxCreateIn(_Model):
     path: list[str] | str
 

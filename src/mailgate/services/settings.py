@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "inboxNewOnly": False,
     "ignoreMailCertErrors": False,
     "deliveryAttempts": 10,
+    "deliveryRetryDelay": 5.0,  # mailgate: seconds before the first submit retry (doubles)
     "queueKeep": 50,
     "smtpEhloName": None,
     "imapClientName": "mailgate",
@@ -108,6 +109,7 @@ class SettingsUpdate(BaseModel):
     inboxNewOnly: bool | None = None
     ignoreMailCertErrors: bool | None = None
     deliveryAttempts: int | None = Field(default=None, ge=1, le=100)
+    deliveryRetryDelay: float | None = Field(default=None, ge=0.01, le=3600)
     queueKeep: int | None = Field(default=None, ge=0)
     smtpEhloName: str | None = Field(default=None, max_length=255)
     imapClientName: str | None = Field(default=None, max_length=255)

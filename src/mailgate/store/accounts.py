@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from mailgate.domain.account import AccountRecord, Auth, RuntimeState
 from mailgate.store import keys
 from mailgate.store.crypto import SecretBox
-from mailgate.store.redis import data, text
+from mailgate.store.redis import data, str_map, text
 
 OAUTH2_SECRET_FIELDS = ("accessToken", "refreshToken")
 
@@ -75,10 +75,36 @@ class AccountStore:
     async def exists(self, account_id: str) -> bool:
         return bool(await self.redis.exists(keys.account(account_id)))
 
+    async def sync_meta(self, account_id: str) -> dict[str, str]:
+        """The indexer's progress facts for the account (see the sync engine)."""
+        return str_map(await self.redis.hgetall(keys.sync_meta(account_id)))
+
+    async def drop_index(self, account_id: str) -> int:
+        """Delete the account's index and sync cursors (flush); returns the keys deleted.
+
+        The fencing token is advanced in the same step, so a sync step still in flight in the
+        account's runner cannot write the old index back.
+        """
+        keep = keys.kept_on_flush(account_id)
+        doomed = [
+            k
+            async for k in self.redis.scan_iter(match=keys.account_pattern(account_id), count=500)
+            if text(k) not in keep
+        ]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(keys.fence(account_id))
+            if doomed:
+                pipe.delete(*doomed)
+            await pipe.execute()
+        return len(doomed)
+
     async def delete(self, account_id: str) -> bool:
+        extra = [
+            k async for k in self.redis.scan_iter(match=keys.account_pattern(account_id), count=500)
+        ]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.ACCOUNTS, account_id)
-            pipe.delete(*keys.account_keys(account_id))
+            pipe.delete(*keys.account_keys(account_id), *extra)
             removed, _ = await pipe.execute()
         return bool(removed)
 

@@ -169,9 +169,15 @@ class MailboxIndex:
     def uids(self) -> list[int]:
         return sorted(uid for chunk in self.chunks.values() for uid in chunk)
 
+    def _loaded(self, uid: int) -> dict[int, tuple[int, int]]:
+        chunk = self.chunks.get(uid >> CHUNK_SHIFT)
+        if chunk is None:  # writing an unloaded chunk would drop its stored records
+            raise RuntimeError(f"index chunk of uid {uid} was not loaded before a write")
+        return chunk
+
     def put(self, uid: int, bits: int, modseq: int, extra: str = "") -> None:
         chunk = uid >> CHUNK_SHIFT
-        self.chunks.setdefault(chunk, {})[uid] = (bits, modseq)
+        self._loaded(uid)[uid] = (bits, modseq)
         self.dirty.add(chunk)
         if extra or uid in self.keywords:
             if extra != self.keywords.get(uid, ""):
@@ -183,8 +189,8 @@ class MailboxIndex:
 
     def remove(self, uid: int) -> bool:
         chunk = uid >> CHUNK_SHIFT
-        records = self.chunks.get(chunk)
-        if records is None or uid not in records:
+        records = self._loaded(uid)
+        if uid not in records:
             return False
         del records[uid]
         self.dirty.add(chunk)

@@ -125,6 +125,22 @@ def account_keys(account_id: str) -> list[str]:
     ]
 
 
+def kept_on_flush(account_id: str) -> frozenset[str]:
+    """Keys a flush keeps: the record, runtime state, lease, mailbox numbers and event log."""
+    return frozenset(
+        {
+            account(account_id),
+            account_state(account_id),
+            lease(account_id),
+            fence(account_id),
+            mailbox_ids(account_id),
+            mailbox_paths(account_id),
+            mailbox_seq(account_id),
+            events(account_id),
+        }
+    )
+
+
 def account_pattern(account_id: str) -> str:
     """SCAN pattern matching every key of one account (glob characters escaped)."""
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in account_id)
@@ -156,3 +172,47 @@ def webhook_state(account_id: str) -> str:
 def webhook_lock(account_id: str) -> str:
     """String: the delivery lock of the account (owner token, short TTL renewed while held)."""
     return _a(account_id, "wh:lock")
+
+
+# --- sending: outbox, idempotency, gateways, templates (services/sending) ------------------
+# The outbox is instance-wide and lives in the ``{mg}`` slot as a whole: the claim script moves
+# a job between the due and active sets and edits its hash, and the enqueue script writes the
+# raw message, the job, the schedule and the idempotency record in one atomic step, so every key
+# those scripts touch must share one slot.
+OUTBOX_DUE = _g("ob:due")  # zset: queue id -> time (ms) the job is due (queued, retry, sendAt)
+OUTBOX_ACTIVE = _g("ob:active")  # zset: queue id -> lease expiry (ms) of a claimed job
+OUTBOX_ALL = _g("ob:all")  # zset: queue id -> creation time (ms): every job not finished
+OUTBOX_WAKE = _g("ob:wake")  # pub/sub: "a job was queued" hint for the outbox workers
+GATEWAYS = _g("gateways")  # zset: gateway id -> creation time (ms)
+TEMPLATES_PUBLIC = _g("tpl:public")  # zset: template id -> creation time (ms), public ones
+
+
+def outbox_job(queue_id: str) -> str:
+    """Hash: one outbox job (account, state, attempts, attemptsMade, lastError, progress...)."""
+    return _g(f"ob:job:{queue_id}")
+
+
+def outbox_raw(queue_id: str) -> str:
+    """String: the RFC 822 message of an outbox job, stored once."""
+    return _g(f"ob:raw:{queue_id}")
+
+
+def idempotency(account_id: str, key_hash: str) -> str:
+    """String: the first reply to a submit with this Idempotency-Key (24 h TTL). In the ``{mg}``
+    slot, not the account's, so the enqueue script can claim it with the job."""
+    return _g(f"idem:{account_id}:{key_hash}")
+
+
+def gateway(gateway_id: str) -> str:
+    """Hash: an SMTP gateway (host, port, secure, user, encrypted pass, counters, lastError)."""
+    return _g(f"gw:{gateway_id}")
+
+
+def template(template_id: str) -> str:
+    """String: a stored template (JSON: account, name, description, format, content, dates)."""
+    return _g(f"tpl:t:{template_id}")
+
+
+def account_templates(account_id: str) -> str:
+    """Zset: template id -> creation time (ms), the account's own templates."""
+    return _a(account_id, "tpl")

@@ -10,7 +10,14 @@ from mailgate.api.auth import ApiToken, InstanceToken
 from mailgate.api.deps import ContainerDep
 from mailgate.domain.account import AccountState
 from mailgate.errors import Forbidden
-from mailgate.services.inputs import AccountCreate, AccountUpdate, ReconnectIn, VerifyAccountIn
+from mailgate.services.inputs import (
+    AccountCreate,
+    AccountUpdate,
+    FlushIn,
+    ReconnectIn,
+    SyncIn,
+    VerifyAccountIn,
+)
 
 router = APIRouter(prefix="/v1", tags=["Account"])
 
@@ -58,6 +65,20 @@ async def reconnect_account(
     account: str, body: ReconnectIn, c: ContainerDep, _token: ApiToken
 ) -> dict[str, Any]:
     return await c.account_service.reconnect(account, body.reconnect)
+
+
+@router.put("/account/{account}/flush", summary="Request account flush")
+async def flush_account(
+    account: str, body: FlushIn, c: ContainerDep, _token: ApiToken
+) -> dict[str, Any]:
+    return await c.account_service.flush(account, body)
+
+
+@router.put("/account/{account}/sync", summary="Request syncing")
+async def sync_account(
+    account: str, body: SyncIn, c: ContainerDep, _token: ApiToken
+) -> dict[str, Any]:
+    return await c.account_service.sync(account, body.sync)
 
 
 @router.post("/verifyAccount", summary="Verify IMAP and SMTP settings")

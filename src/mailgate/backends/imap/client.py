@@ -38,7 +38,14 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from mailgate.errors import AuthenticationError, CommandError, ConnectError, ProtocolError
-from mailgate.protocols.imap.commands import Arg, Literal, Mailbox, Raw, format_internaldate
+from mailgate.protocols.imap.commands import (
+    Arg,
+    Literal,
+    Mailbox,
+    Raw,
+    Secret,
+    format_internaldate,
+)
 from mailgate.protocols.imap.commands import sequence_arg as _seq
 from mailgate.protocols.imap.limits import DEFAULT_LIMITS, ImapLimits
 from mailgate.protocols.imap.responses import (
@@ -54,6 +61,7 @@ from mailgate.protocols.imap.responses import (
     IdResponse,
     ListResponse,
     MailboxStatusResponse,
+    NamespaceEntry,
     NamespaceResponse,
     RecentResponse,
     Response,
@@ -64,7 +72,7 @@ from mailgate.protocols.imap.responses import (
 )
 from mailgate.protocols.imap.sequence import SequenceMatcher
 
-from .connection import Collector, ImapConnection
+from .connection import Collector, ImapConnection, _Pending
 from .state import (
     ConnectionState,
     FetchResult,
@@ -257,8 +265,6 @@ class ImapClient(ImapConnection):
 
     async def login(self, user: str, password: str) -> None:
         """LOGIN. NO → :class:`AuthenticationError` (server text in ``server_response``)."""
-        from mailgate.protocols.imap.commands import Secret
-
         version = self._caps_version
         tagged, _ = await self._run("LOGIN", user, Secret(password), check=False)
         if tagged.status == "NO":
@@ -284,8 +290,6 @@ class ImapClient(ImapConnection):
         await self._authenticate("OAUTHBEARER", payload.encode(), abort_reply=b"AQ==")
 
     async def _authenticate(self, mechanism: str, payload: bytes, *, abort_reply: bytes) -> None:
-        from .connection import _Pending
-
         self._ensure_open()
         version = self._caps_version
         sasl_ir = self.has_capability("SASL-IR")
@@ -359,8 +363,6 @@ class ImapClient(ImapConnection):
         if not self.has_capability("NAMESPACE"):
             entries = await self.list("", "")
             delim = entries[0].delimiter if entries else None
-            from mailgate.protocols.imap.responses import NamespaceEntry
-
             return Namespaces(personal=(NamespaceEntry("", delim),))
         _, untagged = await self._run(
             "NAMESPACE", collect=lambda _t, r: isinstance(r, NamespaceResponse)
@@ -543,9 +545,16 @@ class ImapClient(ImapConnection):
         value = tagged.code.value if tagged.code else None
         return value if isinstance(value, AppendUid) else None
 
-    async def notify_set(self, spec: str) -> None:
-        """NOTIFY SET <spec> (RFC 5465); ``spec`` is sent as given."""
-        await self._run("NOTIFY", Raw("SET " + spec))
+    async def notify_set(self, spec: str) -> builtins.list[Response]:
+        """NOTIFY SET <spec> (RFC 5465); ``spec`` is sent as given. With the STATUS indicator
+        the server first reports every watched mailbox: those STATUS/LIST responses are
+        returned (not passed to listeners)."""
+        _, untagged = await self._run(
+            "NOTIFY",
+            Raw("SET " + spec),
+            collect=lambda _t, r: isinstance(r, MailboxStatusResponse | ListResponse),
+        )
+        return untagged
 
     async def notify_none(self) -> None:
         await self._run("NOTIFY", Raw("NONE"))
@@ -645,11 +654,11 @@ class ImapClient(ImapConnection):
             *args,
             collect=_fetch_collector(matcher, vanished=False),
         )
-        modified = tagged.code.value if tagged.code and tagged.code.name == "MODIFIED" else ()
-        return FetchResult(
-            [r for r in untagged if isinstance(r, FetchResponse)],
-            modified=modified if isinstance(modified, tuple) else (),  # type: ignore[arg-type]
-        )
+        code = tagged.code
+        modified: tuple[int, ...] = ()
+        if code is not None and code.name == "MODIFIED" and isinstance(code.value, tuple):
+            modified = tuple(v for v in code.value if isinstance(v, int))
+        return FetchResult([r for r in untagged if isinstance(r, FetchResponse)], modified=modified)
 
     async def uid_copy(self, uids: str | Sequence[int], mailbox: str) -> CopyUid | None:
         tagged, _ = await self._run("UID COPY", Raw(_seq(uids)), Mailbox(mailbox))
@@ -708,8 +717,6 @@ class ImapClient(ImapConnection):
 
         Cancellation sends DONE and leaves the connection usable.
         """
-        from .connection import _Pending
-
         if not self.has_capability("IDLE"):
             raise CommandError("server does not support IDLE", status="BAD")
         self._ensure_open()

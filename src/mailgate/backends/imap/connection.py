@@ -237,8 +237,7 @@ class ImapConnection:
                 pending.cont.set_result(None)
             if not pending.future.done():
                 pending.future.set_result(resp)
-            if resp.status != "OK":
-                self._log.debug("imap.failed", tag=resp.tag, status=resp.status, text=resp.text)
+            self._log.debug("imap.done", tag=resp.tag, status=resp.status, text=resp.text[:200])
             return
         if isinstance(resp, Continuation):
             waiter = self._cont_waiter

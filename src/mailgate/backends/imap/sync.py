@@ -41,6 +41,7 @@ from mailgate.protocols.imap import FetchResponse
 from mailgate.store import keys
 from mailgate.store.commit import Batch, Committer
 from mailgate.store.index import (
+    CHUNK_SHIFT,
     MailboxCursor,
     MailboxIndex,
     decode_flags,
@@ -50,7 +51,7 @@ from mailgate.store.index import (
 from mailgate.store.mailboxes import MailboxRegistry
 from mailgate.store.redis import str_map
 
-FIRST_INDEX_CHUNK = 25_000  # UIDs per resumable step of a first index
+FIRST_INDEX_CHUNK = 5_000  # UIDs per resumable step of a first index (default)
 NEW_MESSAGE_BATCH = 200  # messages per summary FETCH when announcing new mail
 HEADER_BYTES_LIMIT = 64 * 1024  # header block kept per announced message
 STATUS_WANTED = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
@@ -83,8 +84,11 @@ class AccountSyncer:
         registry: MailboxRegistry,
         committer: Committer,
         options: SyncOptions,
+        *,
+        chunk: int = FIRST_INDEX_CHUNK,
     ) -> None:
         self.account = account
+        self.chunk = chunk
         self.redis = redis
         self.registry = registry
         self.committer = committer
@@ -135,7 +139,12 @@ class AccountSyncer:
         if not initialized:
             await self.redis.hset(
                 keys.sync_meta(self.account),
-                mapping={"foldersTotal": total, "foldersDone": 0, "indexer": self.options.indexer},
+                mapping={
+                    "foldersTotal": total,
+                    "foldersDone": 0,
+                    "messagesTotal": sum(m.status.get("MESSAGES", 0) for m in watched),
+                    "indexer": self.options.indexer,
+                },
             )
         for done, box in enumerate(watched, start=1):
             is_new_folder = box.path not in synced
@@ -249,7 +258,9 @@ class AccountSyncer:
         start = cursor.progress + 1
         done = 0
         while full and start < uidnext:
-            end = min(start + FIRST_INDEX_CHUNK - 1, uidnext - 1)
+            end = min(start + self.chunk - 1, uidnext - 1)
+            # chunks this step writes into may already hold records (earlier steps, a crash)
+            await index.load(self.redis, range(start >> CHUNK_SHIFT, (end >> CHUNK_SHIFT) + 1))
             fetches = await client.uid_fetch(f"{start}:{end}", items)
             for f in fetches:
                 uid = f.uid
@@ -262,7 +273,8 @@ class AccountSyncer:
             batch = Batch(index=index, cursor=(mbno, cursor))
             batch.extra.append(self._stage_synced(path, mbno))
             await self.committer.commit(batch)
-            index.chunks.clear()  # written: keep memory flat for huge folders
+            for finished in [c for c in index.chunks if c < (end + 1) >> CHUNK_SHIFT]:
+                del index.chunks[finished]  # written and complete: keep memory flat
             await self.redis.hincrby(keys.sync_meta(self.account), "messagesDone", len(fetches))
             start = end + 1
         cursor.uidnext = uidnext
@@ -370,7 +382,10 @@ class AccountSyncer:
                 present = {f.uid for f in changed if f.uid is not None}
                 vanished = sorted(known - present)
         await index.load(
-            self.redis, {u >> 12 for u in vanished} | {f.uid >> 12 for f in old_changed if f.uid}
+            self.redis,
+            {u >> CHUNK_SHIFT for u in vanished}
+            | {u >> CHUNK_SHIFT for u in new_uids}
+            | {f.uid >> CHUNK_SHIFT for f in old_changed if f.uid},
         )
         await index.load_keywords(self.redis, [f.uid for f in old_changed if f.uid])
         for uid in vanished:

@@ -21,8 +21,7 @@ Both stages enforce :class:`~.limits.ImapLimits` and raise :class:`ProtocolError
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailgate.errors import ProtocolError
 
@@ -46,9 +45,8 @@ _TOKEN = re.compile(
 _UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One complete server response, split at its literals."""
+class Frame(NamedTuple):
+    """One complete server response, split at its literals (a tuple: cheap to build)."""
 
     texts: list[bytes]
     literals: list[bytes]
@@ -90,6 +88,24 @@ class Framer:
         """True when no partial response is buffered (safe point for STARTTLS)."""
         return not self._buf and not self._texts
 
+    def _bulk_lines(self, buf: bytearray, pos: int, frames: list[Frame]) -> int:
+        """Fast path: take every complete CRLF line from ``pos`` up to the first line that opens
+        a literal, in one C-level split (the bulk of a big FETCH/LIST answer). Returns the new
+        pos. Each byte is looked at a bounded number of times, so the work stays linear."""
+        marker = buf.find(b"}\r\n", pos)
+        last = buf.rfind(b"\n", pos, marker) if marker >= 0 else buf.rfind(b"\n", pos)
+        if last <= pos or buf[last - 1] != 0x0D:
+            return pos
+        chunk = bytes(buf[pos : last - 1])
+        if chunk.count(b"\n") != chunk.count(b"\r\n"):  # bare LFs: leave it to the slow path
+            return pos
+        lines = chunk.split(b"\r\n")
+        if max(map(len, lines)) > self._limits.max_line_length:
+            raise ProtocolError("IMAP response line too long")
+        frames.extend([Frame([line], []) for line in lines])
+        self._scan_from = 0
+        return last + 1
+
     def feed(self, data: bytes) -> list[Frame]:
         buf = self._buf
         buf += data
@@ -97,6 +113,8 @@ class Framer:
         frames: list[Frame] = []
         pos = 0
         while True:
+            if self._literal_len < 0 and not self._texts:
+                pos = self._bulk_lines(buf, pos, frames)
             if self._literal_len >= 0:
                 n = self._literal_len
                 if len(buf) - pos < n:

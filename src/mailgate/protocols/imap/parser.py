@@ -13,6 +13,7 @@ the parser stays broken afterwards (the connection must be dropped).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +99,22 @@ class ResponseParser:
     # -- dispatch ----------------------------------------------------------------------------
 
     def parse_frame(self, frame: Frame) -> Response:
-        first = frame.first
+        first = frame.texts[0]
+        if len(frame.texts) == 1 and first.startswith(b"* "):
+            m = _FASTEST_FETCH.match(first)
+            if m is not None:
+                seq, uid, flags, modseq = m.groups()
+                return FetchResponse(
+                    int(seq),
+                    {
+                        "UID": int(uid),
+                        "FLAGS": tuple(flags.decode("utf-8", "surrogateescape").split()),
+                        "MODSEQ": int(modseq),
+                    },
+                )
+            m = _FAST_FETCH.match(first)
+            if m is not None:
+                return _fast_fetch(m)
         if first.startswith(b"+"):
             raw = first[2:] if first.startswith(b"+ ") else first[1:]
             return Continuation(raw.decode("utf-8", "replace"), raw)
@@ -363,6 +379,37 @@ class ResponseParser:
             else:
                 attrs[key] = value
         return FetchResponse(seq, attrs)
+
+
+# Fast path for the bulk of an index sync: FETCH lines of only numbers, flags and MODSEQ, e.g.
+# ``* 12 FETCH (UID 40 FLAGS (\Seen) MODSEQ (77))``. Anything else takes the general path.
+_FAST_FETCH = re.compile(
+    rb"\* ([0-9]{1,10}) FETCH \(((?:(?:UID|RFC822\.SIZE|MODSEQ \(|X-GM-MSGID|X-GM-THRID) ?"
+    rb"[0-9]{1,20}\)?|FLAGS \([^()\"{}\[\]\x00-\x1f]*\))"
+    rb"(?: (?:(?:UID|RFC822\.SIZE|MODSEQ \(|X-GM-MSGID|X-GM-THRID) ?[0-9]{1,20}\)?"
+    rb"|FLAGS \([^()\"{}\[\]\x00-\x1f]*\)))*)\)\Z"
+)
+# The exact answer to ``UID FETCH ... (UID FLAGS MODSEQ)`` (what an index resync asks for).
+_FASTEST_FETCH = re.compile(
+    rb"\* ([0-9]{1,10}) FETCH \(UID ([0-9]{1,10}) FLAGS \(([^()\"{}\[\]\x00-\x1f]*)\) "
+    rb"MODSEQ \(([0-9]{1,20})\)\)\Z"
+)
+_FAST_ITEM = re.compile(
+    rb"(UID|RFC822\.SIZE|X-GM-MSGID|X-GM-THRID) ([0-9]+)|MODSEQ \(([0-9]+)\)|FLAGS \(([^()]*)\)"
+)
+
+
+def _fast_fetch(m: re.Match[bytes]) -> FetchResponse:
+    attrs: dict[str, Any] = {}
+    for item in _FAST_ITEM.finditer(m.group(2)):
+        name, number, modseq, flags = item.groups()
+        if name is not None:
+            attrs[name.decode()] = int(number)
+        elif modseq is not None:
+            attrs["MODSEQ"] = int(modseq)
+        else:
+            attrs["FLAGS"] = tuple(flags.decode("utf-8", "surrogateescape").split())
+    return FetchResponse(int(m.group(1)), attrs)
 
 
 def _code_end(tail: bytes) -> int:

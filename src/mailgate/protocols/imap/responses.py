@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .bodystructure import BodyStructure
@@ -139,8 +139,9 @@ class IdResponse:
     fields: dict[str, str] | None
 
 
-@dataclass(frozen=True, slots=True)
-class NamespaceEntry:
+class NamespaceEntry(NamedTuple):
+    """One namespace: ``(prefix, delimiter)``; unpacks like a tuple."""
+
     prefix: str
     delimiter: str | None
 

@@ -10,9 +10,13 @@ the URL becomes HTTP Basic auth. The headers mailgate computes (signature, event
 are set last and cannot be overridden.
 
 The envelope is EmailEngine's ``{serviceUrl, account, date, path, specialUse, event, data}``, in
-that key order, ``path``/``specialUse`` omitted when the event has none (as EmailEngine does). The
-event id (the stream id) travels in the ``X-EE-Wh-Event-Id`` header only, like EmailEngine, which
-takes ``eventId`` out of the JSON body.
+that key order, ``path``/``specialUse`` omitted when the event has none (as EmailEngine does).
+
+Ids: an event's stream id is unique only within its account's stream (two accounts can both have
+``1714557600000-0``), while receivers deduplicate on ``X-EE-Wh-Event-Id`` across everything (it is
+a UUID in EmailEngine). So ``X-EE-Wh-Event-Id`` is a UUIDv5 of (account, stream id): globally
+unique, and the same on every retry, restart and worker; ``X-EE-Wh-Id`` carries the stream id
+itself (EmailEngine puts its queue job id there). Like EmailEngine, the id is not in the body.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import base64
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +36,7 @@ from mailgate.services.webhooks.signing import SIGNATURE_HEADER, sign
 
 USER_AGENT = f"mailgate/{__version__}"
 EVENT_ID_HEADER = "X-EE-Wh-Event-Id"
-JOB_ID_HEADER = "X-EE-Wh-Id"  # EmailEngine's queue job id; mailgate's is the event id
+JOB_ID_HEADER = "X-EE-Wh-Id"  # EmailEngine's queue job id; mailgate's is the stream id
 ATTEMPTS_HEADER = "X-EE-Wh-Attempts"  # this attempt's number, 1 on the first
 ATTEMPTS_MADE_HEADER = "X-EE-Wh-Attempts-Made"  # EmailEngine's: attempts before this one
 QUEUED_TIME_HEADER = "X-EE-Wh-Queued-Time"  # whole seconds since the event, e.g. "5s"
@@ -54,6 +59,7 @@ RESERVED_HEADERS = frozenset(
         "Connection",
     )
 )
+EVENT_ID_NAMESPACE = uuid.UUID("5b0b8f5e-6a43-4d1c-9a51-7c1f0c3e2d10")  # never change it
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -172,6 +178,11 @@ def body(entry: Mapping[str, Any], service_url: str) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def event_uuid(account: str, stream_id: str) -> str:
+    """The ``X-EE-Wh-Event-Id`` of an event: stable, and unique across accounts."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{account}\0{stream_id}"))
+
+
 def event_time_ms(event_id: str) -> int:
     """The stream id's millisecond part: when the event was appended."""
     try:
@@ -192,13 +203,15 @@ def build_request(
     url: str,
     raw_body: bytes,
     *,
+    account_id: str,
     event_id: str,
     attempt: int,
     cfg: WebhookConfig,
     account: AccountHooks,
     now_ms: int | None = None,
 ) -> Request:
-    """The URL (user info removed) and every header of one attempt."""
+    """The URL (user info removed) and every header of one attempt; ``event_id`` is the
+    stream id of the event in ``account_id``'s log."""
     parts = urlsplit(url)
     headers: dict[str, str] = {"User-Agent": USER_AGENT}
     if parts.username is not None or parts.password is not None:
@@ -214,7 +227,7 @@ def build_request(
     headers.update(
         {
             "Content-Type": "application/json",
-            EVENT_ID_HEADER: event_id,
+            EVENT_ID_HEADER: event_uuid(account_id, event_id),
             JOB_ID_HEADER: event_id,
             ATTEMPTS_HEADER: str(attempt),
             ATTEMPTS_MADE_HEADER: str(attempt - 1),

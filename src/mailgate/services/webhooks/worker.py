@@ -373,7 +373,13 @@ class WebhookWorker:
         assert self._deliverer is not None
         body = payload.body(event.entry, cfg.service_url)
         request = payload.build_request(
-            url, body, event_id=event.id, attempt=attempt, cfg=cfg, account=hooks
+            url,
+            body,
+            account_id=account,
+            event_id=event.id,
+            attempt=attempt,
+            cfg=cfg,
+            account=hooks,
         )
         result = await self._deliverer.post(
             request.url, body, request.headers, block_private=cfg.block_private
@@ -388,7 +394,11 @@ class WebhookWorker:
         if decision is retry.Decision.DONE:
             await self.queue.advance(account, token, event.id, 1, "completed")
             log.debug(
-                "webhook delivered", account=account, event=name, id=event.id, attempt=attempt
+                "webhook delivered",
+                account=account,
+                webhook_event=name,
+                id=event.id,
+                attempt=attempt,
             )
             return
         if decision is retry.Decision.GIVE_UP:
@@ -396,7 +406,7 @@ class WebhookWorker:
             log.error(
                 "webhook dropped",
                 account=account,
-                event=name,
+                webhook_event=name,
                 id=event.id,
                 attempts=attempt,
                 permanent=result.permanent,
@@ -410,7 +420,7 @@ class WebhookWorker:
         log.warning(
             "webhook attempt failed",
             account=account,
-            event=name,
+            webhook_event=name,
             id=event.id,
             attempt=attempt,
             retry_in=wait,
