@@ -192,3 +192,39 @@ def test_uidvalidity_change_gives_mailbox_reset_without_replay(
         e["data"]["subject"] for e in names(url, account, "messageNew") if e["path"] == "Archivé"
     ]
     assert sorted(archived) == ["kept 0", "kept 1", "kept 2", "later"]  # no replay of old mail
+
+
+def test_message_new_carries_text_and_headers_per_settings(
+    synced: Callable[..., tuple[str, MailUser]],
+    dovecot: Dovecot,
+    redis_server: RedisServer,
+    mailgate: MailgateProcess,
+) -> None:
+    account, user = synced()
+    with mailgate.client() as http:
+        http.post(
+            "/v1/settings",
+            json={"notifyText": True, "notifyTextSize": 1000, "notifyHeaders": ["Subject", "X-Custom"]},
+        )
+    try:
+        raw = (
+            "From: a@example.test\r\nTo: b@example.test\r\nSubject: with text\r\n"
+            "X-Custom: value 1\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n'
+            "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe aus K=F6ln\r\n"
+            "--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Grüße</p>\r\n--b1--\r\n"
+        ).encode("utf-8")
+        dovecot.deliver(user.name, raw)
+        ev = wait_event(
+            redis_server.url, account, "messageNew", where=lambda e: e["data"]["subject"] == "with text"
+        )
+        data = ev["data"]
+        assert data["headers"] == {"subject": ["with text"], "x-custom": ["value 1"]}
+        assert data["text"]["plain"].strip() == "Grüße aus Köln"
+        assert "<p>Grüße</p>" in data["text"]["html"]
+        assert data["text"]["hasMore"] is False
+        assert set(data["text"]["encodedSize"]) == {"plain", "html"}
+    finally:
+        with mailgate.client() as http:
+            http.post("/v1/settings", json={"notifyText": False, "notifyTextSize": 0, "notifyHeaders": []})

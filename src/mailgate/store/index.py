@@ -97,6 +97,9 @@ class MailboxCursor:
     indexer: str = "full"
     complete: bool = False  # the first index finished
     progress: int = 0  # highest UID indexed so far during the first index
+    # what the first index announces when it completes: "initial" (mail received after the
+    # account's notifyFrom), "all" (a folder that appeared later), "none" (after a reset)
+    announce: str = "initial"
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -108,6 +111,7 @@ class MailboxCursor:
             "indexer": self.indexer,
             "complete": "1" if self.complete else "0",
             "progress": str(self.progress),
+            "announce": self.announce,
         }
 
     @classmethod
@@ -122,6 +126,7 @@ class MailboxCursor:
             indexer=get.get("indexer", "full"),
             complete=get.get("complete") == "1",
             progress=int(get.get("progress", 0)),
+            announce=get.get("announce", "initial"),
         )
 
 

@@ -148,8 +148,8 @@ class AccountSyncer:
             )
         for done, box in enumerate(watched, start=1):
             is_new_folder = box.path not in synced
-            await self.sync_mailbox(client, box, announce_folder=initialized and is_new_folder,
-                                    hinted=box.path in hints)  # fmt: skip
+            announce = ("all" if is_new_folder else "none") if initialized else "initial"
+            await self.sync_mailbox(client, box, announce=announce, hinted=box.path in hints)
             if not initialized:
                 await self.redis.hset(keys.sync_meta(self.account), "foldersDone", done)
         if not initialized:
@@ -179,9 +179,11 @@ class AccountSyncer:
         client: ImapClient,
         box: MailboxInfo,
         *,
-        announce_folder: bool = False,
+        announce: str = "initial",
         hinted: bool = False,
     ) -> None:
+        """Sync one mailbox. ``announce`` says what a first index of it reports (see
+        :class:`~mailgate.store.index.MailboxCursor`)."""
         path = box.path
         uidvalidity = box.status.get("UIDVALIDITY")
         if uidvalidity is None:
@@ -191,9 +193,10 @@ class AccountSyncer:
         if cursor is not None and cursor.uidvalidity != uidvalidity:
             await self._reset(path, int(current_no), cursor, uidvalidity, box.special_use)  # type: ignore[arg-type]
             cursor = None
+            announce = "none"
         mbno = await self.registry.number(self.account, path, uidvalidity)
         if cursor is None or not cursor.complete:
-            await self._first_index(client, box, mbno, uidvalidity, cursor, announce_folder)
+            await self._first_index(client, box, mbno, uidvalidity, cursor, announce)
             return
         if not hinted and self._unchanged(cursor, box.status):
             return
@@ -242,7 +245,7 @@ class AccountSyncer:
         mbno: int,
         uidvalidity: int,
         cursor: MailboxCursor | None,
-        announce_folder: bool,
+        announce: str,
     ) -> None:
         path = box.path
         full = self.options.indexer == "full"
@@ -251,7 +254,9 @@ class AccountSyncer:
         if sel.uidvalidity is not None and sel.uidvalidity != uidvalidity:
             return  # changed between LIST and SELECT: the next pass resets it
         if cursor is None:
-            cursor = MailboxCursor(path=path, uidvalidity=uidvalidity, indexer=self.options.indexer)
+            cursor = MailboxCursor(
+                path=path, uidvalidity=uidvalidity, indexer=self.options.indexer, announce=announce
+            )
         uidnext = sel.uidnext or 1
         items = ("UID", "FLAGS", "MODSEQ") if condstore else ("UID", "FLAGS")
         index = MailboxIndex(self.account, mbno)
@@ -284,14 +289,15 @@ class AccountSyncer:
         cursor.progress = max(cursor.progress, uidnext - 1)
         batch = Batch(cursor=(mbno, cursor))
         batch.extra.append(self._stage_synced(path, mbno))
-        if announce_folder:
+        # the mode stored when this first index began wins (it may have been interrupted)
+        if cursor.announce == "all":
             batch.emit("mailboxNew", {"path": path, "mailboxId": str(mbno)}, path=path,
                        special_use=box.special_use)  # fmt: skip
         recent: list[int] = []
-        if sel.exists and not announce_folder:
+        if sel.exists and cursor.announce == "initial":
             recent = await self._received_since_notify_from(client)
-        if announce_folder and sel.exists:
-            recent = [u for u in await client.uid_search(["ALL"])]
+        elif sel.exists and cursor.announce == "all":
+            recent = list(await client.uid_search(["ALL"]))
         if recent:
             await self._announce_new(client, box, mbno, recent, batch, index=None)
         await self.committer.commit(batch)
