@@ -105,6 +105,41 @@ def tokens_issue(
     typer.echo(token)
 
 
+async def _status(config: Config) -> list[dict[str, str]]:
+    from mailgate.runtime.container import open_redis
+    from mailgate.store import keys
+    from mailgate.store.leases import LeaseStore
+    from mailgate.store.redis import str_map
+
+    redis, embedded = await open_redis(config)
+    try:
+        leases = LeaseStore(redis, "cli")
+        rows = []
+        for node_id in await leases.live_nodes():
+            rows.append({"node": node_id, **str_map(await redis.hgetall(keys.node(node_id)))})
+        return rows
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command()
+def status(
+    data: Annotated[Path | None, typer.Option(help="Data directory [env MAILGATE_DATA]")] = None,
+) -> None:
+    """List the live mailgate processes: roles, accounts owned, last heartbeat (JSON lines)."""
+    config = _config(data=data, log_level="warning")
+    configure_logging("warning", config.log_format)
+    try:
+        rows = asyncio.run(_status(config))
+    except MailgateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for row in rows:
+        typer.echo(json.dumps(row))
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -161,3 +161,23 @@ def test_bad_account_body_is_400(mailgate: MailgateProcess) -> None:
         assert resp.json()["fields"][0]["key"].startswith("imap")
         resp = http.post("/v1/account", json={"account": "x"})
         assert resp.status_code == 400
+
+
+def test_stats_metrics_and_status(mailgate: MailgateProcess) -> None:
+    with mailgate.client() as http:
+        stats = http.get("/v1/stats").json()
+        assert stats["version"] and isinstance(stats["accounts"], int)
+        assert set(stats["connections"]) >= {"connected", "connectError", "authenticationError"}
+        assert len(stats["nodes"]) >= 1
+        # the API token has no metrics scope unless issued with it ("*" has every scope)
+        api_only = mailgate.issue_token("--scope", "api")
+        assert http.get("/metrics", headers={"Authorization": f"Bearer {api_only}"}).status_code == 403
+    metrics_token = mailgate.issue_token("--scope", "metrics")
+    with mailgate.client(token=metrics_token) as http:
+        resp = http.get("/metrics")
+        assert resp.status_code == 200
+        assert 'mailgate_accounts{state="connected"}' in resp.text
+        assert "mailgate_redis_ping_seconds" in resp.text
+        assert http.get("/v1/accounts").status_code == 403  # metrics tokens do not open the API
+    out = mailgate.cli("status").stdout.strip().splitlines()
+    assert out and '"roles": "all"' in out[0]

@@ -20,7 +20,7 @@ def presented_token(request: Request) -> str | None:
     return request.query_params.get("access_token") or None
 
 
-async def _authenticate(request: Request, container: Container, scope: str) -> TokenRecord:
+async def authenticate(request: Request, container: Container, scope: str) -> TokenRecord:
     token = presented_token(request)
     if not token:
         raise Unauthorized("Missing access token", "MissingToken")
@@ -41,7 +41,7 @@ async def _authenticate(request: Request, container: Container, scope: str) -> T
 async def require_api_token(
     request: Request, container: Annotated[Container, Depends(get_container)]
 ) -> TokenRecord:
-    return await _authenticate(request, container, "api")
+    return await authenticate(request, container, "api")
 
 
 async def require_instance_token(
