@@ -27,6 +27,8 @@ from mailgate.domain.account import AccountRecord, HeaderPair
 from mailgate.services.settings import HeaderPair as SettingsHeader
 from mailgate.services.settings import SettingsService, SettingsUpdate
 from mailgate.services.webhooks import WebhookQueue, WebhookWorker, payload, signing
+from mailgate.services.webhooks.delivery import Deliverer
+from mailgate.services.webhooks.queue import LockLost
 from mailgate.store import keys
 from mailgate.store.accounts import AccountStore
 from mailgate.store.crypto import SecretBox
@@ -89,6 +91,7 @@ def receiver() -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -491,3 +494,62 @@ async def test_pause_and_queue_route(env: Env, receiver: Receiver) -> None:
         bad = await http.get("/v1/settings/queue/nope", headers=auth)
         assert bad.status_code == 400 and bad.json()["code"] == "InputValidationError"
         assert (await http.get("/v1/settings/queue/notify")).status_code == 401
+
+
+async def test_attempt_count_survives_a_restart(env: Env, receiver: Receiver) -> None:
+    receiver.responder = lambda path, headers, body: 500 if len(receiver.hits) < 2 else 200
+    await env.enable(receiver.url())
+    account = await env.account("restart")
+    event_id = await env.events.append(account, "messageNew", {"n": 1})
+    async with running(env.worker("first")):
+        await eventually(lambda: len(receiver.all()) >= 2, "two failed attempts")
+    async with running(env.worker("second")):
+        await eventually(lambda: len(receiver.ok()) == 1, "delivered by the second worker")
+    hits = receiver.all()
+    assert [h.event_id for h in hits] == [event_id] * 3
+    assert [h.headers["x-ee-wh-attempts"] for h in hits] == ["1", "2", "3"]
+
+
+async def test_a_worker_that_lost_its_lock_cannot_move_the_cursor(env: Env) -> None:
+    account = await env.account("fence")
+    first = await env.events.append(account, "messageNew", {"n": 1})
+    queue = WebhookQueue(env.redis)
+    assert await queue.acquire(account, "old")
+    assert not await queue.acquire(account, "new")
+    await env.redis.delete(keys.webhook_lock(account))  # "old" paused past its TTL
+    assert await queue.acquire(account, "new")
+    with pytest.raises(LockLost):
+        await queue.advance(account, "old", first, 1, "completed")
+    with pytest.raises(LockLost):
+        await queue.record_failure(account, "old", first, 1, "HTTP 500")
+    assert (await queue.head(account)).cursor is None
+    await queue.advance(account, "new", first, 1, "completed")
+    assert (await queue.head(account)).cursor == first
+    await queue.release(account, "old")  # not the owner: no effect
+    assert await env.redis.get(keys.webhook_lock(account)) == b"new"
+
+
+async def test_delivery_pins_checked_addresses_and_ignores_redirects(receiver: Receiver) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        assert host == "hooks.test"
+        return ["::1", "127.0.0.1"]  # nothing listens on ::1 here: the next address is tried
+
+    receiver.responder = lambda path, headers, body: 302 if path == "/moved" else 200
+    async with httpx.AsyncClient(follow_redirects=True) as http:  # the attempt still refuses
+        deliverer = Deliverer(http, resolver=resolver)
+        ok = await deliverer.post(
+            f"http://hooks.test:{receiver.port}/hook", b"{}", {"X-A": "1"}, block_private=False
+        )
+        assert ok.ok and ok.status == 200
+        moved = await deliverer.post(
+            f"http://hooks.test:{receiver.port}/moved", b"{}", {}, block_private=False
+        )
+        assert not moved.ok and moved.status == 302 and not moved.permanent
+        refused = await deliverer.post(
+            f"http://hooks.test:{receiver.port}/hook", b"{}", {}, block_private=True
+        )
+        assert refused.permanent and "private" in (refused.error or "")
+    hits = receiver.all()
+    assert [h.path for h in hits] == ["/hook", "/moved"]
+    assert hits[0].headers["host"] == f"hooks.test:{receiver.port}"
+    assert hits[0].headers["x-a"] == "1"

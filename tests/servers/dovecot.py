@@ -989,6 +989,14 @@ class TokenIntrospection:
         with self._lock:
             self._tokens.pop(token, None)
 
+    def lookup(self, token: str) -> str | None:
+        """The user of an active token (None when unknown, expired or revoked)."""
+        with self._lock:
+            entry = self._tokens.get(token)
+        if entry is None or (entry[1] is not None and time.time() >= entry[1]):
+            return None
+        return entry[0]
+
     def expire(self, token: str) -> None:
         with self._lock:
             if token in self._tokens:

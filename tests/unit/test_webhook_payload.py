@@ -142,6 +142,7 @@ def test_no_signature_without_secret() -> None:
     req = payload.build_request(
         "http://h/",
         b"{}",
+        account_id="a",
         event_id="1-0",
         attempt=1,
         cfg=WebhookConfig(enabled=True),

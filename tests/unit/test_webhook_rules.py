@@ -37,8 +37,8 @@ def test_delay_base_is_injectable_and_capped() -> None:
 
 
 def test_total_wait_of_the_default_rules() -> None:
-    # 10 attempts, 9 waits: 5 * (2**9 - 1) seconds, about 42.6 minutes
-    assert retry.total_wait() == 5 * (2**9 - 1)
+    # 12 attempts, 11 waits: 5 * (2**11 - 1) seconds, about 2.8 hours (> an hour-long outage)
+    assert retry.total_wait() == 5 * (2**11 - 1)
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,21 @@ def test_signature_is_base64url_without_padding() -> None:
         sig = signing.sign(b"x" * n, "s3cret")
         assert "=" not in sig and "+" not in sig and "/" not in sig
         assert len(sig) == 43  # 32 bytes
+
+
+def test_webhook_keys_share_the_right_hash_tags() -> None:
+    from mailgate.store import keys
+
+    account = "acc:1"
+    tag = "{" + account + "}"
+    for key in (keys.webhook_state(account), keys.webhook_lock(account), keys.events(account)):
+        assert key[key.index("{") : key.index("}") + 1] == tag
+    for key in (
+        keys.WEBHOOK_PENDING,
+        keys.WEBHOOK_RETRY,
+        keys.WEBHOOK_COUNTERS,
+        keys.WEBHOOK_WAKE,
+        keys.WEBHOOK_RECOVERY_LOCK,
+        keys.queue_paused("notify"),
+    ):
+        assert key[key.index("{") : key.index("}") + 1] == "{mg}"

@@ -12,7 +12,22 @@ from fastapi.responses import JSONResponse
 
 from mailgate import __version__
 from mailgate.api.errors import install_error_handlers
-from mailgate.api.routes import accounts, health, mailboxes, settings, tokens
+from mailgate.api.routes import (
+    accounts,
+    gateways,
+    health,
+    hosted,
+    mailboxes,
+    messages,
+    oauth2,
+    outbox,
+    queues,
+    settings,
+    stats,
+    submit,
+    templates,
+    tokens,
+)
 from mailgate.runtime.config import Config
 from mailgate.runtime.container import Container, build_container
 
@@ -30,9 +45,14 @@ def create_app(config: Config, container: Container | None = None) -> FastAPI:
         own = container is None
         c = container or await build_container(config)
         app.state.container = c
-        supervisor_task: asyncio.Task[None] | None = None
+        # every long-lived task of the process, owned here and stopped together
+        tasks: list[asyncio.Task[None]] = []
         if c.supervisor is not None:
-            supervisor_task = asyncio.create_task(c.supervisor.run(), name="supervisor")
+            tasks.append(asyncio.create_task(c.supervisor.run(), name="supervisor"))
+        if c.sending is not None and c.sending.worker is not None:
+            tasks.append(asyncio.create_task(c.sending.worker.run(), name="outbox-worker"))
+        if c.webhooks is not None:
+            tasks.append(asyncio.create_task(c.webhooks.run(), name="webhook-worker"))
         log.info(
             "mailgate started", version=__version__, roles=sorted(r.value for r in config.roles)
         )
@@ -40,10 +60,12 @@ def create_app(config: Config, container: Container | None = None) -> FastAPI:
             yield
         finally:
             log.info("mailgate stopping")
-            if supervisor_task is not None:
-                supervisor_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(supervisor_task, config.shutdown_timeout)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=config.shutdown_timeout)
+                if pending:
+                    log.warning("tasks did not stop in time", tasks=[t.get_name() for t in pending])
             if own:
                 await c.close()
             log.info("mailgate stopped")
@@ -58,8 +80,14 @@ def create_app(config: Config, container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, accounts, mailboxes, tokens, settings):
+    for module in (health, accounts, mailboxes, tokens, settings, stats, queues):
         app.include_router(module.router)
+    app.include_router(messages.router)
+    app.include_router(messages.multi)
+    for sending_module in (submit, outbox, gateways, templates):
+        app.include_router(sending_module.router)
+    app.include_router(oauth2.router)  # OAuth2 apps, oauth-token, authentication/form
+    app.include_router(hosted.router)  # /oauth and /accounts/new pages
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:

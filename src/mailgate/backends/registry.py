@@ -9,18 +9,46 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import msgspec
+
 from mailgate.backends.base import MailBackend, Watcher
 from mailgate.backends.imap.backend import ImapBackend
-from mailgate.backends.imap.session import password_source
+from mailgate.backends.imap.session import CredentialSource, password_source
 from mailgate.backends.imap.watcher import ImapWatcher, SyncerFactory
+from mailgate.backends.oauth import OAuth2Source, TokenProvider
 from mailgate.domain.account import AccountRecord
-from mailgate.errors import BadRequest
+from mailgate.errors import BadRequest, ConfigError
+from mailgate.store.mailboxes import MailboxRegistry
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     client_name: str = "mailgate"
     ignore_cert_errors: bool = False
+    mailboxes: MailboxRegistry | None = None  # message ids of IMAP accounts need it
+    tokens: TokenProvider | None = None  # OAuth2 accounts get their tokens here
+
+
+def credentials_for(record: AccountRecord, options: BackendOptions) -> CredentialSource:
+    """OAuth2 accounts log in with fresh tokens, the others with their stored password."""
+    if record.oauth2:
+        if options.tokens is None:
+            raise ConfigError("OAuth2 accounts need a token provider")
+        return OAuth2Source(options.tokens, record.account)
+    if record.imap is None:
+        raise ConfigError("This account has no IMAP settings")
+    return password_source(record.imap)
+
+
+def _cache_key(record: AccountRecord) -> AccountRecord:
+    """The record without its OAuth2 tokens: a token refresh must not rebuild the backend."""
+    if not record.oauth2:
+        return record
+    oauth2 = {k: v for k, v in record.oauth2.items() if k not in _TOKEN_FIELDS}
+    return msgspec.structs.replace(record, oauth2=oauth2)
+
+
+_TOKEN_FIELDS = frozenset({"accessToken", "refreshToken", "expires", "scopes"})
 
 
 def build_backend(record: AccountRecord, options: BackendOptions) -> MailBackend:
@@ -29,9 +57,10 @@ def build_backend(record: AccountRecord, options: BackendOptions) -> MailBackend
     return ImapBackend(
         record.account,
         record.imap,
-        password_source(record.imap),
+        credentials_for(record, options),
         client_name=options.client_name,
         ignore_cert_errors=options.ignore_cert_errors,
+        mailboxes=options.mailboxes,
     )
 
 
@@ -44,7 +73,7 @@ def build_watcher(
     return ImapWatcher(
         record.account,
         record.imap,
-        password_source(record.imap),
+        credentials_for(record, options),
         syncer_factory=syncer_factory,
         client_name=options.client_name,
         ignore_cert_errors=options.ignore_cert_errors,
@@ -62,12 +91,12 @@ class BackendCache:
     async def get(self, record: AccountRecord) -> MailBackend:
         async with self._lock:
             cached = self._backends.get(record.account)
-            if cached is not None and cached[0] == record:
+            if cached is not None and cached[0] == _cache_key(record):
                 return cached[1]
             if cached is not None:
                 await cached[1].close()
             backend = build_backend(record, self.options)
-            self._backends[record.account] = (record, backend)
+            self._backends[record.account] = (_cache_key(record), backend)
             return backend
 
     async def drop(self, account: str) -> None:

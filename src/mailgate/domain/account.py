@@ -113,6 +113,7 @@ class LastError(msgspec.Struct, omit_defaults=True, rename="camel"):
     description: str | None = None
     server_response_code: str | None = None
     time: str | None = None
+    token_request: dict[str, object] | None = None  # a failed OAuth2 token request
 
 
 class RuntimeState(msgspec.Struct, omit_defaults=True, rename="camel"):

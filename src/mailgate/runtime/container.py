@@ -22,8 +22,13 @@ from mailgate.runtime.config import Config, Role
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.services.accounts import AccountService
 from mailgate.services.mailboxes import MailboxService
+from mailgate.services.messages import MessageService
+from mailgate.services.oauth2.wiring import OAuth2, build_oauth2
+from mailgate.services.sending.wiring import Sending, build_sending
 from mailgate.services.settings import SettingsService
+from mailgate.services.stats import StatsService
 from mailgate.services.sync_options import load_sync_options
+from mailgate.services.webhooks import WebhookWorker
 from mailgate.store import keys
 from mailgate.store.accounts import AccountStore
 from mailgate.store.commit import Committer
@@ -54,7 +59,12 @@ class Container:
     backends: BackendCache
     account_service: AccountService
     mailbox_service: MailboxService
+    message_service: MessageService
+    stats: StatsService
     supervisor: Supervisor | None = None
+    sending: Sending | None = None  # submit, outbox worker, gateways, templates
+    webhooks: WebhookWorker | None = None  # delivery of the event logs (worker role)
+    oauth2: OAuth2 | None = None  # OAuth2 apps, tokens, consent flow, hosted form
     started: float = field(default_factory=time.time)
 
     async def close(self) -> None:
@@ -107,12 +117,17 @@ async def build_container(config: Config) -> Container:
     events = EventLog(redis)
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     leases = LeaseStore(redis, node_id)
+    registry = MailboxRegistry(redis)
+    oauth2 = build_oauth2(redis, box, accounts)
     options = BackendOptions(
         client_name=str(await settings.get("imapClientName") or "mailgate"),
         ignore_cert_errors=bool(await settings.get("ignoreMailCertErrors")),
+        mailboxes=registry,
+        tokens=oauth2.tokens,
     )
     backends = BackendCache(options)
     account_service = AccountService(redis, accounts, events, settings, backends)
+    oauth2.attach(account_service, settings, secret)
     container = Container(
         config=config,
         redis=redis,
@@ -126,8 +141,25 @@ async def build_container(config: Config) -> Container:
         backends=backends,
         account_service=account_service,
         mailbox_service=MailboxService(account_service, backends),
+        message_service=MessageService(account_service, backends),
+        stats=StatsService(redis, accounts, leases),
     )
-    registry = MailboxRegistry(redis)
+
+    if config.has_role(Role.WORKER):
+        container.webhooks = WebhookWorker(redis, settings, accounts, node_id=node_id)
+    container.sending = build_sending(
+        redis,
+        box,
+        account_service,
+        settings,
+        events,
+        backends,
+        registry,
+        node_id=node_id,
+        worker=config.has_role(Role.WORKER),
+    )
+
+    container.oauth2 = oauth2
 
     async def watcher_factory(record: AccountRecord, fence: int) -> tuple[Watcher | None, float]:
         sync_options = await load_sync_options(record, settings)

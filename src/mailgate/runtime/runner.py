@@ -170,20 +170,25 @@ class AccountRunner:
         self._reconnect.clear()
 
     async def _on_auth_failure(self, exc: AuthenticationError) -> None:
+        # a refused OAuth2 token request carries its facts (backends/oauth.py TokenRequestFailed)
+        token_request: dict[str, object] | None = getattr(exc, "token_request", None)
         error = LastError(
-            response=exc.server_response or str(exc),
+            response=(str(exc) if token_request else exc.server_response) or str(exc),
             description="Authentication failed",
-            server_response_code="AUTHENTICATIONFAILED",
+            server_response_code="OauthRenewError" if token_request else "AUTHENTICATIONFAILED",
             time=iso_now(),
+            token_request=token_request,
         )
         await self._set_state(AccountState.AUTHENTICATION_ERROR, error)
         if not self._auth_failing:
             self._auth_failing = True
-            await self.events.append(
-                self.account,
-                "authenticationError",
-                {"response": error.response, "serverResponseCode": error.server_response_code},
-            )
+            data: dict[str, object] = {
+                "response": error.response,
+                "serverResponseCode": error.server_response_code,
+            }
+            if token_request:
+                data["tokenRequest"] = token_request
+            await self.events.append(self.account, "authenticationError", data)
         delay = self._auth_backoff.next_delay()
         self.log.warning("authentication failed", retry_in=round(delay, 1))
         await self._sleep(delay)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
@@ -122,7 +122,21 @@ def account_view(record: AccountRecord, state: Any, default_indexer: str) -> dic
     return out
 
 
+class OAuth2Hooks(Protocol):
+    """What the OAuth2 service does for accounts (``services/oauth2/consent.py``)."""
+
+    async def prepare(self, record: AccountRecord) -> AccountRecord:
+        """Check the record's OAuth2 app and fill in its mail servers."""
+        ...
+
+    async def authorize(self, body: AccountCreate) -> dict[str, Any]:
+        """Start the consent flow: ``{redirect: <provider URL>}``."""
+        ...
+
+
 class AccountService:
+    oauth2: OAuth2Hooks | None = None  # set by the container
+
     def __init__(
         self,
         redis: Redis,
@@ -144,11 +158,17 @@ class AccountService:
         return record
 
     async def create(self, body: AccountCreate) -> dict[str, Any]:
+        if body.oauth2 and body.oauth2.authorize:
+            if self.oauth2 is None:
+                raise BadRequest("OAuth2 is not available in this process")
+            return await self.oauth2.authorize(body)
         account_id = body.account or secrets.token_hex(8)
         existing = await self.store.get(account_id)
         record = build_record(account_id, body, existing)
         if record.imap is None and record.smtp is None and record.oauth2 is None:
             raise BadRequest("Either imap, smtp or oauth2 settings are required")
+        if record.oauth2 and self.oauth2 is not None:
+            record = await self.oauth2.prepare(record)
         indexer = body.imapIndexer or (existing.imap_indexer if existing else None)
         if indexer is None:
             indexer = await self.settings.get("imapIndexer") or "full"
@@ -178,6 +198,8 @@ class AccountService:
     async def update(self, account: str, body: AccountUpdate) -> dict[str, Any]:
         existing = await self.record(account)
         record = build_record(account, body, existing)
+        if record.oauth2 and self.oauth2 is not None:
+            record = await self.oauth2.prepare(record)
         await self.store.save(record)
         await self.backends.drop(account)
         await publish_control(self.redis, "updated", account)

@@ -21,6 +21,8 @@ _state_decoder = msgspec.msgpack.Decoder(RuntimeState)
 
 SecretFn = Callable[[str], str]
 
+DELIVERY_GRACE = 7 * 24 * 3600  # seconds a deleted account's undelivered events are kept
+
 
 def _map_auth(auth: Auth | None, fn: SecretFn) -> Auth | None:
     if auth is None:
@@ -99,14 +101,21 @@ class AccountStore:
         return len(doomed)
 
     async def delete(self, account_id: str) -> bool:
-        extra = [
-            k async for k in self.redis.scan_iter(match=keys.account_pattern(account_id), count=500)
-        ]
+        # the event log and its delivery state outlive the account until webhooks drained them
+        # (``accountDeleted`` included); they expire on their own after DELIVERY_GRACE
+        kept = {keys.events(account_id), keys.webhook_state(account_id)}
+        doomed = {
+            text(k)
+            async for k in self.redis.scan_iter(match=keys.account_pattern(account_id), count=500)
+        }
+        doomed |= set(keys.account_keys(account_id))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.ACCOUNTS, account_id)
-            pipe.delete(*keys.account_keys(account_id), *extra)
-            removed, _ = await pipe.execute()
-        return bool(removed)
+            pipe.delete(*(doomed - kept))
+            for key in kept:
+                pipe.expire(key, DELIVERY_GRACE)
+            results = await pipe.execute()
+        return bool(results[0])
 
     async def count(self) -> int:
         return int(await self.redis.zcard(keys.ACCOUNTS))

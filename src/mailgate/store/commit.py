@@ -8,7 +8,6 @@ an index without its events or events without their index.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from redis.exceptions import WatchError
 
 from mailgate.errors import MailgateError
 from mailgate.store import keys
-from mailgate.store.events import EVENT_LOG_MAXLEN, iso_now
+from mailgate.store.events import event_fields, signal_appended, stage_append
 from mailgate.store.index import MailboxCursor, MailboxIndex, mark_clean, stage_index_writes
 from mailgate.store.redis import mapping
 
@@ -49,25 +48,11 @@ class Batch:
         self.events.append(PendingEvent(event, data, path, special_use))
 
 
-def event_fields(account: str, ev: PendingEvent) -> dict[str, str]:
-    entry = {
-        "account": account,
-        "date": iso_now(),
-        "event": ev.event,
-        "path": ev.path,
-        "specialUse": ev.special_use,
-        "data": ev.data,
-    }
-    return {"e": json.dumps(entry, separators=(",", ":"), default=str)}
-
-
 class Committer:
-    def __init__(self, redis: Redis, account: str, fence: int | None,
-                 after_commit: Callable[[str, int], Any] | None = None) -> None:  # fmt: skip
+    def __init__(self, redis: Redis, account: str, fence: int | None) -> None:
         self.redis = redis
         self.account = account
         self.fence = fence
-        self.after_commit = after_commit
 
     async def commit(self, batch: Batch) -> None:
         if batch.index is None and batch.cursor is None and not batch.events and not batch.extra:
@@ -91,16 +76,14 @@ class Committer:
                 for stage in batch.extra:
                     stage(pipe)
                 for ev in batch.events:
-                    pipe.xadd(
-                        keys.events(self.account),
-                        event_fields(self.account, ev),  # type: ignore[arg-type]
-                        maxlen=EVENT_LOG_MAXLEN,
-                        approximate=True,
+                    fields = event_fields(
+                        self.account, ev.event, ev.data, path=ev.path, special_use=ev.special_use
                     )
+                    stage_append(pipe, self.account, fields)
                 await pipe.execute()
             except WatchError as exc:
                 raise LeaseLost(f"lease of {self.account} moved during a commit") from exc
         if batch.index is not None:
             mark_clean(batch.index)
-        if batch.events and self.after_commit is not None:
-            await self.after_commit(self.account, len(batch.events))
+        if batch.events:
+            await signal_appended(self.redis, self.account)

@@ -19,6 +19,45 @@ def iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
+def event_fields(
+    account: str,
+    event: str,
+    data: dict[str, Any],
+    *,
+    path: str | None = None,
+    special_use: str | None = None,
+) -> dict[str, str]:
+    """The stream entry of one event."""
+    entry = {
+        "account": account,
+        "date": iso_now(),
+        "event": event,
+        "path": path,
+        "specialUse": special_use,
+        "data": data,
+    }
+    return {"e": json.dumps(entry, separators=(",", ":"), default=str)}
+
+
+def stage_append(pipe: Any, account: str, fields: dict[str, str]) -> None:
+    """Queue the XADD of one event and its waiting count on ``pipe`` (one slot: MULTI-safe)."""
+    pipe.xadd(keys.events(account), fields, maxlen=EVENT_LOG_MAXLEN, approximate=True)
+    pipe.hincrby(keys.webhook_state(account), "waiting", 1)
+
+
+async def signal_appended(redis: Redis, account: str) -> None:
+    """Schedule the account for webhook delivery and wake the workers.
+
+    The schedule (ZADD NX: an account already scheduled keeps its time, e.g. a retry backoff)
+    lives in the instance slot, so it cannot share the transaction that appended the events;
+    the webhook workers' recovery scan re-marks an account whose mark was lost.
+    """
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.WEBHOOK_PENDING, {account: int(time.time() * 1000)}, nx=True)
+        pipe.publish(keys.WEBHOOK_WAKE, account)
+        await pipe.execute()
+
+
 class EventLog:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -33,30 +72,12 @@ class EventLog:
         special_use: str | None = None,
     ) -> str:
         """Append one event; returns its stream id (the event id)."""
-        entry = {
-            "account": account,
-            "date": iso_now(),
-            "event": event,
-            "path": path,
-            "specialUse": special_use,
-            "data": data,
-        }
-        # One round trip, executed in order. The XADD and the waiting counter share the account's
-        # slot; the delivery schedule (ZADD NX: an account already scheduled keeps its time, e.g.
-        # a retry backoff) lives in the instance slot, so it cannot be in the same transaction:
-        # the webhook workers' recovery scan re-marks an account whose mark was lost.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(
-                keys.events(account),
-                {"e": json.dumps(entry, separators=(",", ":"))},
-                maxlen=EVENT_LOG_MAXLEN,
-                approximate=True,
-            )
-            pipe.hincrby(keys.webhook_state(account), "waiting", 1)
-            pipe.zadd(keys.WEBHOOK_PENDING, {account: int(time.time() * 1000)}, nx=True)
-            pipe.publish(keys.WEBHOOK_WAKE, account)
-            event_id, *_ = await pipe.execute()
-        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+        fields = event_fields(account, event, data, path=path, special_use=special_use)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            stage_append(pipe, account, fields)
+            event_id, _ = await pipe.execute()
+        await signal_appended(self.redis, account)
+        return text(event_id)
 
     async def recent(self, account: str, count: int = 50) -> list[dict[str, Any]]:
         rows = await self.redis.xrevrange(keys.events(account), count=count)

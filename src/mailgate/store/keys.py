@@ -216,3 +216,24 @@ def template(template_id: str) -> str:
 def account_templates(account_id: str) -> str:
     """Zset: template id -> creation time (ms), the account's own templates."""
     return _a(account_id, "tpl")
+
+
+# --- OAuth2 applications, consent state, token refresh lock (services/oauth2) ---------------
+# Apps are instance-wide records; a consent ``state`` is a single-use key with a short TTL
+# (read and deleted in one GETDEL); the refresh lock carries the account's hash tag.
+OAUTH_APPS = _g("oauth:apps")  # zset: app id -> creation time (ms)
+
+
+def oauth_app(app_id: str) -> str:
+    """String: one OAuth2 application (JSON; clientSecret/serviceKey encrypted)."""
+    return _g(f"oauth:app:{app_id}")
+
+
+def oauth_state(state: str) -> str:
+    """String: a pending consent (JSON: account fields, app, PKCE verifier), short TTL."""
+    return _g(f"oauth:state:{state}")
+
+
+def oauth_lock(account_id: str) -> str:
+    """String: owner of the account's token refresh (SET NX PX; released with an owner check)."""
+    return _a(account_id, "oauth:lock")

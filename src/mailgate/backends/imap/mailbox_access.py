@@ -4,16 +4,19 @@
   (numbers never change once given, DESIGN.md §1).
 - :func:`lease` borrows a pooled connection and gives it back healthy when the operation failed
   for a client-side reason (a 404, a NO from the server): only transport failures discard it.
-- :func:`open_mailbox` makes ``path`` the selected mailbox of a connection, cheaply when it
-  already is (a NOOP, so messages delivered meanwhile are seen).
+- :func:`open_mailbox` makes ``path`` the selected mailbox of a connection, for free when it
+  already is; then :func:`synced` sends a NOOP before the next command, so messages delivered
+  meanwhile are seen. (Not pipelined: Dovecot runs a pipelined SEARCH or FETCH before the
+  NOOP's mailbox sync, which happens only once no other command is running.)
 - :class:`SpecialFolders` knows which path is Trash, Sent... (LIST, cached for a minute).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from mailgate.backends.imap.client import ImapClient, SelectedMailbox
 from mailgate.backends.imap.listing import ListItem, to_mailboxes
@@ -25,6 +28,8 @@ from mailgate.store.mailboxes import MailboxRegistry
 
 #: Seconds the special-use folders of an account are cached.
 SPECIAL_FOLDERS_TTL = 60.0
+
+T = TypeVar("T")
 
 
 def same_mailbox(a: str, b: str) -> bool:
@@ -73,17 +78,27 @@ async def lease(pool: ImapPool) -> AsyncIterator[ImapClient]:
         raise failure
 
 
-async def open_mailbox(client: ImapClient, path: str, *, missing: NotFound) -> SelectedMailbox:
-    """Select ``path`` read-write (reusing the selection); ``missing`` is raised when the
-    server refuses it (no such mailbox, or not selectable)."""
+async def open_mailbox(
+    client: ImapClient, path: str, *, missing: NotFound
+) -> tuple[SelectedMailbox, bool]:
+    """Select ``path`` read-write unless it already is; ``missing`` is raised when the server
+    refuses it (no such mailbox, or not selectable). Also tells whether the selection was
+    reused: then pass the next command through :func:`synced`."""
     box = client.selected
     if box is not None and same_mailbox(box.name, path) and not box.readonly:
-        await client.noop()  # the server reports new and expunged messages now
-        return box
+        return box, True
     try:
-        return await client.select(path)
+        return await client.select(path), False
     except CommandError as exc:
         raise missing from exc
+
+
+async def synced(client: ImapClient, reused: bool, command: Awaitable[T]) -> T:
+    """Run ``command``; on a reused selection send a NOOP first, so the server brings its view
+    of the mailbox up to date (new and expunged messages) before it runs."""
+    if reused:
+        await client.noop()
+    return await command
 
 
 class SpecialFolders:

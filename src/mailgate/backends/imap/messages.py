@@ -29,10 +29,12 @@ from mailgate.backends.imap.mailbox_access import (
     lease,
     open_mailbox,
     same_mailbox,
+    synced,
 )
 from mailgate.backends.imap.paging import decode_cursor, slice_page
 from mailgate.backends.imap.pool import ImapPool
 from mailgate.backends.imap.reading import (
+    MAX_TEXT_PART_BYTES,
     WHOLE_ITEM,
     WHOLE_MESSAGE_LIMIT,
     compose_text,
@@ -41,15 +43,9 @@ from mailgate.backends.imap.reading import (
     effective_options,
     find_part,
     large_message_items,
-    part_text,
 )
 from mailgate.backends.imap.summary import summarize, summary_items
-from mailgate.backends.imap.updates import (
-    apply_flag_changes,
-    delete_uids,
-    id_map,
-    moved_entry,
-)
+from mailgate.backends.imap.updates import apply_flag_changes, delete_uids, moved_entry
 from mailgate.domain.ids import (
     pack_message_id,
     unpack_attachment_id,
@@ -95,15 +91,23 @@ class ImapMessages:
 
     async def _select_for(
         self, client: ImapClient, path: str, uidvalidity: int, missing: NotFound
-    ) -> None:
-        box = await open_mailbox(client, path, missing=missing)
+    ) -> bool:
+        """Select the mailbox of an id; True when the selection was reused (see ``synced``)."""
+        box, reused = await open_mailbox(client, path, missing=missing)
         if box.uidvalidity != uidvalidity:
             raise missing
+        return reused
 
     async def _fetch_one(
-        self, client: ImapClient, uid: int, items: Sequence[str], missing: NotFound
+        self,
+        client: ImapClient,
+        uid: int,
+        items: Sequence[str],
+        missing: NotFound,
+        *,
+        reused: bool = False,
     ) -> FetchResponse:
-        fetched = await client.uid_fetch([uid], items)
+        fetched = await synced(client, reused, client.uid_fetch([uid], items))
         for item in fetched:
             if item.uid == uid:
                 return item
@@ -122,12 +126,11 @@ class ImapMessages:
                 if search is not None
                 else None
             )
-            box = await open_mailbox(client, path, missing=_mailbox_missing())
+            box, reused = await open_mailbox(client, path, missing=_mailbox_missing())
             mailbox_no = await self.numbers.number(path, box.uidvalidity or 0)
-            if plan is not None:
-                uids = await client.uid_search(plan.criteria, charset=plan.charset)
-            else:
-                uids = await client.uid_search(["ALL"]) if box.exists else []
+            criteria = plan.criteria if plan is not None else ["ALL"]
+            charset = plan.charset if plan is not None else None
+            uids = await synced(client, reused, client.uid_search(criteria, charset=charset))
             page = slice_page(
                 uids,
                 mailbox=mailbox_no,
@@ -156,9 +159,9 @@ class ImapMessages:
         mailbox_no, uid = unpack_message_id(message)
         path, uidvalidity = await self._where(mailbox_no, _message_missing())
         async with lease(self.pool) as client:
-            await self._select_for(client, path, uidvalidity, _message_missing())
+            reused = await self._select_for(client, path, uidvalidity, _message_missing())
             items = [*summary_items(client.capabilities), WHOLE_ITEM]
-            fetched = await self._fetch_one(client, uid, items, _message_missing())
+            fetched = await self._fetch_one(client, uid, items, _message_missing(), reused=reused)
             special_use = await self.folders.special_use(client, path)
             summary = summarize(fetched, mailbox_no, path=path, special_use=special_use)
             root = fetched.bodystructure
@@ -185,11 +188,11 @@ class ImapMessages:
         mailbox_no, uid, numbers = unpack_text_id(text)
         path, uidvalidity = await self._where(mailbox_no, _message_missing())
         async with lease(self.pool) as client:
-            await self._select_for(client, path, uidvalidity, _message_missing())
+            reused = await self._select_for(client, path, uidvalidity, _message_missing())
             items = ["UID", "BODYSTRUCTURE"] + [
-                f"BODY.PEEK[{n}]<0.{WHOLE_MESSAGE_LIMIT * 4}>" for n in numbers[:MAX_TEXT_ID_PARTS]
+                f"BODY.PEEK[{n}]<0.{MAX_TEXT_PART_BYTES}>" for n in numbers[:MAX_TEXT_ID_PARTS]
             ]
-            fetched = await self._fetch_one(client, uid, items, _message_missing())
+            fetched = await self._fetch_one(client, uid, items, _message_missing(), reused=reused)
         root = fetched.bodystructure
         if root is None:
             raise _message_missing()
@@ -219,13 +222,15 @@ class ImapMessages:
         """First yields the :class:`Download` head (after every check), then the chunks."""
         path, uidvalidity = await self._where(mailbox_no, missing)
         async with lease(self.pool) as client:
-            await self._select_for(client, path, uidvalidity, missing)
+            reused = await self._select_for(client, path, uidvalidity, missing)
             if part is None:
-                await self._fetch_one(client, uid, ["UID", "RFC822.SIZE"], missing)
+                await self._fetch_one(client, uid, ["UID", "RFC822.SIZE"], missing, reused=reused)
                 head = Download("message/rfc822", None, _empty())
                 section, encoding = "", None
             else:
-                fetched = await self._fetch_one(client, uid, ["UID", "BODYSTRUCTURE"], missing)
+                fetched = await self._fetch_one(
+                    client, uid, ["UID", "BODYSTRUCTURE"], missing, reused=reused
+                )
                 root = fetched.bodystructure
                 node = find_part(root, part) if root is not None else None
                 if node is None or node.is_multipart:
@@ -261,8 +266,8 @@ class ImapMessages:
         mailbox_no, uid = unpack_message_id(message)
         path, uidvalidity = await self._where(mailbox_no, _message_missing())
         async with lease(self.pool) as client:
-            await self._select_for(client, path, uidvalidity, _message_missing())
-            await self._fetch_one(client, uid, ["UID"], _message_missing())
+            reused = await self._select_for(client, path, uidvalidity, _message_missing())
+            await self._fetch_one(client, uid, ["UID"], _message_missing(), reused=reused)
             return await apply_flag_changes(client, [uid], changes)
 
     async def move_message(self, message: str, target: str) -> dict[str, Any]:
@@ -270,8 +275,8 @@ class ImapMessages:
         path, uidvalidity = await self._where(mailbox_no, _message_missing())
         async with lease(self.pool) as client:
             target = await self.folders.resolve(client, target)
-            await self._select_for(client, path, uidvalidity, _message_missing())
-            await self._fetch_one(client, uid, ["UID"], _message_missing())
+            reused = await self._select_for(client, path, uidvalidity, _message_missing())
+            await self._fetch_one(client, uid, ["UID"], _message_missing(), reused=reused)
             copied = await client.uid_move([uid], target)
         out: dict[str, Any] = {"path": target}
         if copied is not None and uid in copied.mapping():
@@ -286,8 +291,8 @@ class ImapMessages:
         path, uidvalidity = await self._where(mailbox_no, _message_missing())
         async with lease(self.pool) as client:
             trash = await self.folders.path_of(client, "\\Trash")
-            await self._select_for(client, path, uidvalidity, _message_missing())
-            await self._fetch_one(client, uid, ["UID"], _message_missing())
+            reused = await self._select_for(client, path, uidvalidity, _message_missing())
+            await self._fetch_one(client, uid, ["UID"], _message_missing(), reused=reused)
             if force or trash is None or same_mailbox(path, trash):
                 await delete_uids(client, [uid])
                 return {"deleted": True}
@@ -327,9 +332,9 @@ class ImapMessages:
     ) -> tuple[str, int, list[int]]:
         path = await self.folders.resolve(client, path)
         plan = compile_search(search, capabilities=client.capabilities)
-        box = await open_mailbox(client, path, missing=_mailbox_missing())
+        box, reused = await open_mailbox(client, path, missing=_mailbox_missing())
         mailbox_no = await self.numbers.number(path, box.uidvalidity or 0)
-        uids = await client.uid_search(plan.criteria, charset=plan.charset) if box.exists else []
+        uids = await synced(client, reused, client.uid_search(plan.criteria, charset=plan.charset))
         return path, mailbox_no, uids
 
     async def update_messages(
@@ -370,9 +375,12 @@ class ImapMessages:
         return {"deleted": False, "moved": moved}
 
 
+_NO_CHUNKS: tuple[bytes, ...] = ()
+
+
 async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
+    for chunk in _NO_CHUNKS:
+        yield chunk
 
 
 async def _bytes_only(stream: AsyncIterator[Download | bytes]) -> AsyncIterator[bytes]:
@@ -384,6 +392,3 @@ async def _bytes_only(stream: AsyncIterator[Download | bytes]) -> AsyncIterator[
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-__all__ = ["ImapMessages", "id_map"]

@@ -11,7 +11,7 @@ import structlog
 from mailgate import __version__
 from mailgate.backends.imap.client import ImapClient, ImapTimeouts
 from mailgate.domain.account import ImapConfig
-from mailgate.errors import CommandError, ConfigError
+from mailgate.errors import AuthenticationError, CommandError, ConfigError
 
 ENABLE_EXTENSIONS = ("CONDSTORE", "QRESYNC")
 
@@ -45,6 +45,14 @@ def password_source(cfg: ImapConfig) -> CredentialSource:
     return StaticPassword(cfg.auth.user, cfg.auth.pass_)
 
 
+async def _login_oauth2(client: ImapClient, cfg: ImapConfig, creds: Credentials) -> None:
+    """OAUTHBEARER when the server advertises it, else XOAUTH2."""
+    if client.has_capability("AUTH=OAUTHBEARER"):
+        await client.authenticate_oauthbearer(creds.user, creds.secret, cfg.host, cfg.port)
+    else:
+        await client.authenticate_xoauth2(creds.user, creds.secret)
+
+
 async def open_session(
     cfg: ImapConfig,
     credentials: CredentialSource,
@@ -68,10 +76,15 @@ async def open_session(
     try:
         creds = await credentials()
         if creds.kind == "oauth2":
-            if client.has_capability("AUTH=OAUTHBEARER"):
-                await client.authenticate_oauthbearer(creds.user, creds.secret, cfg.host, cfg.port)
-            else:
-                await client.authenticate_xoauth2(creds.user, creds.secret)
+            try:
+                await _login_oauth2(client, cfg, creds)
+            except AuthenticationError:
+                # OAuth2 sources (backends/oauth.py) can force one refresh: the token may have
+                # been revoked or expired early; a second refusal is final
+                refreshed = getattr(credentials, "refreshed", None)
+                if refreshed is None:
+                    raise
+                await _login_oauth2(client, cfg, await refreshed())
         elif client.has_capability("LOGINDISABLED") and client.has_capability("AUTH=PLAIN"):
             await client.authenticate_plain(creds.user, creds.secret)
         else:

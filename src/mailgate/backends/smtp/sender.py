@@ -364,7 +364,7 @@ class SmtpSender:
 
 def _xtext(value: str) -> str:
     """RFC 3461 xtext: ``+XX`` for '+', '=' and anything outside printable ASCII."""
-    out = []
+    out: list[str] = []
     for ch in value:
         if ch in "+=" or not (33 <= ord(ch) <= 126):
             out.extend(f"+{b:02X}" for b in ch.encode())

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
 from mailgate.backends.smtp.sender import Envelope
 from mailgate.errors import BadRequest
@@ -199,7 +200,7 @@ def _attach(
 ) -> None:
     maintype, subtype = _split_type(att)
     _check_text(att.filename, "Attachment filename")
-    kwargs: dict[str, object] = {"maintype": maintype, "subtype": subtype}
+    kwargs: dict[str, Any] = {"maintype": maintype, "subtype": subtype}
     if att.filename:
         kwargs["filename"] = att.filename
     if att.cid:

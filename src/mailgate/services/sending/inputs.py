@@ -93,7 +93,7 @@ class SubmitIn(_Lenient):
     attachments: list[AttachmentIn] | None = Field(default=None, max_length=MAX_ATTACHMENTS)
     messageId: str | None = Field(default=None, max_length=998)
     headers: dict[str, str] | None = None
-    copy: bool | None = None
+    copy_: bool | None = Field(default=None, alias="copy")
     sentMailPath: str | None = Field(default=None, max_length=1024)
     sendAt: str | None = Field(default=None, max_length=64)
     deliveryAttempts: int | None = Field(default=None, ge=0, le=MAX_DELIVERY_ATTEMPTS)
@@ -109,7 +109,7 @@ class DraftSubmitIn(_Lenient):
     """``POST /v1/account/{account}/message/{message}/submit``."""
 
     envelope: EnvelopeIn | None = None
-    copy: bool | None = None
+    copy_: bool | None = Field(default=None, alias="copy")
     sentMailPath: str | None = Field(default=None, max_length=1024)
     sendAt: str | None = Field(default=None, max_length=64)
     deliveryAttempts: int | None = Field(default=None, ge=0, le=MAX_DELIVERY_ATTEMPTS)

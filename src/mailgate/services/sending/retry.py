@@ -45,9 +45,8 @@ def classify(provenance: Provenance, code: int | None = None) -> Decision:
         return Decision.UNCERTAIN
     if provenance is Provenance.CONFIG:
         return Decision.FAIL
-    if provenance is Provenance.REPLY and code is not None:
-        if 500 <= code <= 599 and code != BAD_SEQUENCE:
-            return Decision.FAIL
+    if provenance is Provenance.REPLY and code is not None and 500 <= code <= 599:
+        return Decision.RETRY if code == BAD_SEQUENCE else Decision.FAIL
     return Decision.RETRY
 
 

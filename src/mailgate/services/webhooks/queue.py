@@ -238,7 +238,7 @@ class WebhookQueue:
                 client=pipe,
             )
             if outcome is not None:
-                pipe.hincrby(keys.WEBHOOK_COUNTERS, outcome, 1)
+                pipe.hincrby(keys.WEBHOOK_COUNTERS, outcome, handled)
             pipe.zrem(keys.WEBHOOK_RETRY, account)
             moved, *_ = await pipe.execute()
         if int(moved) == 0:

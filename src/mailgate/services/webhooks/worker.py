@@ -354,7 +354,7 @@ class WebhookWorker:
                 try:
                     async with asyncio.timeout(SHUTDOWN_GRACE):
                         await asyncio.shield(job)
-                except (TimeoutError, Exception):
+                except Exception:  # grace over (TimeoutError), or the attempt failed
                     job.cancel()
                     with contextlib.suppress(BaseException):
                         await job

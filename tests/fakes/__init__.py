@@ -1,0 +1,1 @@
+"""Fake provider servers (Gmail, Graph) that follow the providers' published API documents."""
