@@ -146,5 +146,6 @@ def test_paused_process_cannot_overwrite_new_owner(
     subjects: list[Any] = [
         e["data"]["subject"] for e in account_events(store.url, target) if e["event"] == "messageNew"
     ]
+    # (the woken process may legitimately get accounts back later when shares rebalance; what it
+    # must never do is write with its old lease: that would show as a duplicate or lost event)
     assert subjects == ["while paused", "after wake"]
-    assert owners(store.url, [target])[target] != paused_node

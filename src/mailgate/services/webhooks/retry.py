@@ -2,8 +2,8 @@
 
 Exponential backoff starting at 5 s, no jitter, like EmailEngine's notify queue, but 12
 attempts instead of its 10: the attempt after failed attempt ``n`` (1-based) waits
-``base * 2 ** (n - 1)``: 5, 10, 20, ... 5120 s, so the last retry happens about 2.8 hours after the
-first attempt, and a receiver that is down for an hour loses nothing (EmailEngine's 10 attempts
+``base * 2 ** (n - 1)``, capped at an hour: 5, 10, 20, ... 2560, 3600 s, so the last retry happens
+about 2.4 hours after the first attempt, and a receiver that is down for an hour loses nothing (EmailEngine's 10 attempts
 give up after 42.6 minutes). A permanent failure (the
 target is refused by the egress policy, the URL is unusable) is never retried.
 """
