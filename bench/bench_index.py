@@ -30,7 +30,9 @@ def redis_bytes(url: str, pattern: str) -> int:
         r.close()
 
 
-async def index_once(host: str, port: int, url: str, account: str, indexer: str) -> tuple[float, float]:
+async def index_once(
+    host: str, port: int, url: str, account: str, indexer: str
+) -> tuple[float, float]:
     cfg = ImapConfig(host=host, port=port, secure=False)
     client = await open_session(cfg, StaticPassword(USER, PASSWORD), ignore_cert_errors=True)
     redis = connect(url)
@@ -71,18 +73,28 @@ def main() -> None:
             lambda: conn.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"), repeat=5
         )
         conn.logout()
-        full_first, full_resync = asyncio.run(index_once(dc.host, dc.imap_port, rs.url, "full", "full"))
-        fast_first, fast_resync = asyncio.run(index_once(dc.host, dc.imap_port, rs.url, "fast", "fast"))
+        full_first, full_resync = asyncio.run(
+            index_once(dc.host, dc.imap_port, rs.url, "full", "full")
+        )
+        fast_first, fast_resync = asyncio.run(
+            index_once(dc.host, dc.imap_port, rs.url, "fast", "fast")
+        )
         full_bytes = redis_bytes(rs.url, "mg:{full}:*")
         fast_bytes = redis_bytes(rs.url, "mg:{fast}:*")
     print(f"\nIndexing one {count:,}-message INBOX (loopback Dovecot), median times\n")
     print("| figure | mailgate | baseline | ratio |")
     print("|---|---|---|---|")
-    print(row("full index vs bare SELECT + UID FETCH 1:* (UID FLAGS MODSEQ)", full_first, bare_fetch))
-    print(row("fast index vs bare SELECT + UID FETCH 1:* (UID FLAGS MODSEQ)", fast_first, bare_fetch))
+    print(
+        row("full index vs bare SELECT + UID FETCH 1:* (UID FLAGS MODSEQ)", full_first, bare_fetch)
+    )
+    print(
+        row("fast index vs bare SELECT + UID FETCH 1:* (UID FLAGS MODSEQ)", fast_first, bare_fetch)
+    )
     print(row("resync, unchanged (full) vs bare STATUS", full_resync, bare_status))
     print(row("resync, unchanged (fast) vs bare STATUS", fast_resync, bare_status))
-    print(f"\nRedis memory, full indexer: {full_bytes / count:.1f} bytes per message ({full_bytes:,} B)")
+    print(
+        f"\nRedis memory, full indexer: {full_bytes / count:.1f} bytes per message ({full_bytes:,} B)"
+    )
     print(f"Redis memory, fast indexer: {fast_bytes:,} bytes for the account (one folder)")
 
 

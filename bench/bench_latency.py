@@ -26,9 +26,10 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import PASSWORD, USER, servers
 from tests.integration.helpers import imap_account, wait_state
 from tests.servers.mailgate import MailgateProcess
+
+from bench.common import PASSWORD, USER, servers
 
 FOLDER = "Archive"
 
@@ -39,7 +40,7 @@ class Receiver:
         events = self.events
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 events.put((time.perf_counter(), json.loads(body)))
                 self.send_response(200)
@@ -57,7 +58,11 @@ class Receiver:
         while True:
             at, ev = self.events.get(timeout=max(0.01, deadline - time.perf_counter()))
             data = ev.get("data")
-            if ev.get("event") == "messageNew" and isinstance(data, dict) and data.get("subject") == subject:
+            if (
+                ev.get("event") == "messageNew"
+                and isinstance(data, dict)
+                and data.get("subject") == subject
+            ):
                 return at
 
 
@@ -92,7 +97,7 @@ def message(subject: str) -> bytes:
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def main() -> None:
@@ -121,7 +126,13 @@ def main() -> None:
                     ours.append(receiver.wait_subject(subject) - start)
                     floor_subject = f"floor-{subject}"
                     floor.append(
-                        idle_floor(dc, folder, lambda s=floor_subject, f=folder: dc.deliver(USER, message(s), folder=f))
+                        idle_floor(
+                            dc,
+                            folder,
+                            lambda s=floor_subject, f=folder: dc.deliver(
+                                USER, message(s), folder=f
+                            ),
+                        )
                     )
                     receiver.wait_subject(floor_subject)  # drain its webhook too
                     time.sleep(0.2)

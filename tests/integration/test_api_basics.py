@@ -171,7 +171,9 @@ def test_stats_metrics_and_status(mailgate: MailgateProcess) -> None:
         assert len(stats["nodes"]) >= 1
         # the API token has no metrics scope unless issued with it ("*" has every scope)
         api_only = mailgate.issue_token("--scope", "api")
-        assert http.get("/metrics", headers={"Authorization": f"Bearer {api_only}"}).status_code == 403
+        assert (
+            http.get("/metrics", headers={"Authorization": f"Bearer {api_only}"}).status_code == 403
+        )
     metrics_token = mailgate.issue_token("--scope", "metrics")
     with mailgate.client(token=metrics_token) as http:
         resp = http.get("/metrics")

@@ -35,9 +35,11 @@ def owners(url: str, accounts: list[str]) -> dict[str, str | None]:
 
 
 def node_of(mg: MailgateProcess) -> str:
-    return next(
-        row for row in (mg.cli("status").stdout.splitlines()) if f'"pid": "{mg.pid}"' in row
-    ).split('"node": "')[1].split('"')[0]
+    return (
+        next(row for row in (mg.cli("status").stdout.splitlines()) if f'"pid": "{mg.pid}"' in row)
+        .split('"node": "')[1]
+        .split('"')[0]
+    )
 
 
 def states(mg: MailgateProcess, accounts: list[str]) -> dict[str, str]:
@@ -54,7 +56,9 @@ def cluster(
 ) -> tuple[list[MailgateProcess], RedisServer, list[str], dict[str, MailUser]]:
     store = redis_factory()
     procs = [
-        mailgate_factory(redis_url=store.url, secret=SECRET, extra_args=("--role", "api", "--role", "sync"))
+        mailgate_factory(
+            redis_url=store.url, secret=SECRET, extra_args=("--role", "api", "--role", "sync")
+        )
         for _ in range(3)
     ]
     users: dict[str, MailUser] = {}
@@ -80,6 +84,7 @@ def test_accounts_spread_and_fail_over_after_kill(
     dovecot: Dovecot,
 ) -> None:
     procs, store, accounts, users = cluster
+
     # fair shares: 9 accounts over 3 processes, 3 each once rebalanced
     def spread() -> dict[str, int] | None:
         counts: dict[str, int] = {}
@@ -140,11 +145,17 @@ def test_paused_process_cannot_overwrite_new_owner(
     # the woken process must not write over the new owner's state or announce again
     dovecot.deliver(users[target].name, message("after wake"))
     wait_event(
-        store.url, target, "messageNew", timeout=30, where=lambda e: e["data"]["subject"] == "after wake"
+        store.url,
+        target,
+        "messageNew",
+        timeout=30,
+        where=lambda e: e["data"]["subject"] == "after wake",
     )
     time.sleep(3.0)  # give the woken process time to (wrongly) act
     subjects: list[Any] = [
-        e["data"]["subject"] for e in account_events(store.url, target) if e["event"] == "messageNew"
+        e["data"]["subject"]
+        for e in account_events(store.url, target)
+        if e["event"] == "messageNew"
     ]
     # (the woken process may legitimately get accounts back later when shares rebalance; what it
     # must never do is write with its old lease: that would show as a duplicate or lost event)

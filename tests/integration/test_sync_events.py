@@ -204,7 +204,11 @@ def test_message_new_carries_text_and_headers_per_settings(
     with mailgate.client() as http:
         http.post(
             "/v1/settings",
-            json={"notifyText": True, "notifyTextSize": 1000, "notifyHeaders": ["Subject", "X-Custom"]},
+            json={
+                "notifyText": True,
+                "notifyTextSize": 1000,
+                "notifyHeaders": ["Subject", "X-Custom"],
+            },
         )
     try:
         raw = (
@@ -214,10 +218,13 @@ def test_message_new_carries_text_and_headers_per_settings(
             "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe aus K=F6ln\r\n"
             "--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Grüße</p>\r\n--b1--\r\n"
-        ).encode("utf-8")
+        ).encode()
         dovecot.deliver(user.name, raw)
         ev = wait_event(
-            redis_server.url, account, "messageNew", where=lambda e: e["data"]["subject"] == "with text"
+            redis_server.url,
+            account,
+            "messageNew",
+            where=lambda e: e["data"]["subject"] == "with text",
         )
         data = ev["data"]
         assert data["headers"] == {"subject": ["with text"], "x-custom": ["value 1"]}
@@ -227,4 +234,6 @@ def test_message_new_carries_text_and_headers_per_settings(
         assert set(data["text"]["encodedSize"]) == {"plain", "html"}
     finally:
         with mailgate.client() as http:
-            http.post("/v1/settings", json={"notifyText": False, "notifyTextSize": 0, "notifyHeaders": []})
+            http.post(
+                "/v1/settings", json={"notifyText": False, "notifyTextSize": 0, "notifyHeaders": []}
+            )

@@ -108,7 +108,7 @@ def test_listing_special_use_sources_and_parents() -> None:
     )
     assert boxes["Custom"].special_use == "\\Junk" and boxes["Custom"].special_use_source == "user"
     assert boxes["Archive"].no_select is True and boxes["Archive"].no_inferiors is True
-    assert list(boxes)[0] == "INBOX"
+    assert next(iter(boxes)) == "INBOX"
 
 
 def test_listing_counters() -> None:
