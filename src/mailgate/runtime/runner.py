@@ -106,6 +106,11 @@ class AccountRunner:
             await self.watcher.close()
             await self._on_connect_failure(exc)
             return
+        except Exception as exc:  # e.g. a refused ENABLE/NOTIFY, or a bug: never end the runner
+            self.log.warning("could not open the connection", error=repr(exc))
+            await self.watcher.close()
+            await self._on_connect_failure(exc)
+            return
         if self._auth_failing:
             self._auth_failing = False
         await self.events.append(self.account, "authenticationSuccess", {"user": self.account})
@@ -132,6 +137,11 @@ class AccountRunner:
             self.log.warning("runner error", error=str(exc))
             await self.watcher.close()
             self._connect_backoff.connection_lasted(time.monotonic() - connected_at)
+            await self._on_connect_failure(exc, lost=True)
+        except Exception as exc:  # a bug must cost one reconnect, never the account
+            self.log.exception("unexpected runner error")
+            await self.watcher.close()
+            self._connect_backoff.connection_lasted(0.0)
             await self._on_connect_failure(exc, lost=True)
 
     async def _watch(self) -> None:

@@ -106,6 +106,11 @@ class Supervisor:
         )
         if not self.run_accounts:
             return
+        # a runner task that ended (it should not) is dropped and claimed again
+        for account, (_, task) in list(self.runners.items()):
+            if task.done():
+                log.error("runner ended unexpectedly", account=account)
+                await self._stop_runner(account, release=True)
         # renew what we hold; stop runners whose lease was lost
         for account in list(self.runners):
             if not await self.leases.renew(account):
