@@ -1,4 +1,4 @@
-"""The ``mailgate`` command: ``serve``, ``tokens issue``."""
+"""The ``mailgate`` command: ``serve``, ``tokens issue``, ``password``, ``status``."""
 
 from __future__ import annotations
 
@@ -103,6 +103,44 @@ def tokens_issue(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(token)
+
+
+async def _set_admin_password(config: Config, password: str) -> None:
+    from mailgate.runtime.container import open_redis
+    from mailgate.services.admin_auth import AdminAuth
+
+    redis, embedded = await open_redis(config)
+    try:
+        await AdminAuth(redis).set_password(password)
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command()
+def password(
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from the first line of stdin")
+    ] = False,
+    data: Annotated[Path | None, typer.Option(help="Data directory [env MAILGATE_DATA]")] = None,
+) -> None:
+    """Set the password of the admin web UI (/admin) and end its open sessions."""
+    from mailgate.services.admin_auth import check_password_rules
+
+    if stdin:
+        new_password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        new_password = typer.prompt("Admin password", hide_input=True, confirmation_prompt=True)
+    config = _config(data=data, log_level="warning")
+    configure_logging("warning", config.log_format)
+    try:
+        check_password_rules(new_password)
+        asyncio.run(_set_admin_password(config, new_password))
+    except MailgateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("admin password set; open sessions were signed out")
 
 
 async def _status(config: Config) -> list[dict[str, str]]:

@@ -11,7 +11,8 @@ layer boundary that catches them (``raise ... from exc``), so upper layers only 
     │   ├── Unauthorized            401
     │   ├── Forbidden               403
     │   ├── NotFound                404 (AccountNotFound, MailboxNotFound, MessageNotFound, ...)
-    │   └── Conflict                409 (AccountAlreadyExists, MailboxExists, ...)
+    │   ├── Conflict                409 (AccountAlreadyExists, MailboxExists, ...)
+    │   └── Unavailable             503 (a feature not wired in this process, a limit reached)
     └── BackendError                a mail server or provider API failed
         ├── ConnectError            could not reach or keep a connection (network, TLS, timeout)
         │   └── ProtocolError       the server sent something we cannot parse (hostile or broken)
@@ -77,6 +78,12 @@ class Conflict(ApiError):
     status_code = 409
     error = "Conflict"
     default_code = "Conflict"
+
+
+class Unavailable(ApiError):
+    status_code = 503
+    error = "Service Unavailable"
+    default_code = "ServiceUnavailable"
 
 
 class BackendError(MailgateError):

@@ -11,22 +11,35 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from mailgate import __version__
+from mailgate.api.admin import install_admin
 from mailgate.api.errors import install_error_handlers
 from mailgate.api.routes import (
     accounts,
+    autoconfig,
+    blocklists,
+    changes,
+    delivery_test,
+    deprecated,
+    exports,
     gateways,
+    graph_notifications,
     health,
     hosted,
+    license,
+    logs,
     mailboxes,
     messages,
     oauth2,
     outbox,
+    pubsub,
     queues,
     settings,
+    signatures,
     stats,
     submit,
     templates,
     tokens,
+    webhook_routes,
 )
 from mailgate.runtime.config import Config
 from mailgate.runtime.container import Container, build_container
@@ -88,6 +101,23 @@ def create_app(config: Config, container: Container | None = None) -> FastAPI:
         app.include_router(sending_module.router)
     app.include_router(oauth2.router)  # OAuth2 apps, oauth-token, authentication/form
     app.include_router(hosted.router)  # /oauth and /accounts/new pages
+    app.include_router(graph_notifications.router)  # Microsoft Graph change notifications
+    install_admin(app)  # /admin web UI and its static files
+    # EmailEngine's smaller operations (licence, autoconfig, change stream, logs, blocklists...)
+    for extra in (
+        license,
+        autoconfig,
+        changes,
+        logs,
+        webhook_routes,
+        blocklists,
+        signatures,
+        delivery_test,
+        exports,
+        deprecated,
+        pubsub,
+    ):
+        app.include_router(extra.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from mailgate.api.deps import get_container
 from mailgate.errors import Forbidden, Unauthorized
 from mailgate.runtime.container import Container
+from mailgate.services.token_audit import TokenAudit
 from mailgate.store.tokens import TokenRecord
 
 
@@ -20,6 +21,30 @@ def presented_token(request: Request) -> str | None:
     return request.query_params.get("access_token") or None
 
 
+async def _audit(
+    request: Request,
+    container: Container,
+    record: TokenRecord,
+    account: str | None,
+    client: str | None,
+    denied: str | None,
+) -> None:
+    """One token audit log entry (setting ``tokenAuditLog``; services/token_audit.py)."""
+    # getattr: containers built by hand (tests, tools) may predate the audit log
+    audit: TokenAudit | None = getattr(container, "token_audit", None)
+    if audit is None:
+        return
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
+    await audit.record(
+        record.id,
+        method=request.method,
+        route=route,
+        ip=client,
+        account=account,
+        denied_reason=denied,
+    )
+
+
 async def authenticate(request: Request, container: Container, scope: str) -> TokenRecord:
     token = presented_token(request)
     if not token:
@@ -27,12 +52,18 @@ async def authenticate(request: Request, container: Container, scope: str) -> To
     record = await container.tokens.lookup(token)
     if record is None:
         raise Unauthorized("Invalid access token", "InvalidToken")
-    if not record.allows(scope):
-        raise Forbidden(f"This token does not have the '{scope}' scope", "MissingScope")
     account = request.path_params.get("account")
-    if record.account is not None and account is not None and account != record.account:
-        raise Forbidden("This token is bound to another account", "AccountMismatch")
     client = request.client.host if request.client else None
+    denied: str | None = None
+    if not record.allows(scope):
+        denied = "scope"
+    elif record.account is not None and account is not None and account != record.account:
+        denied = "account"
+    await _audit(request, container, record, account, client, denied)
+    if denied == "scope":
+        raise Forbidden(f"This token does not have the '{scope}' scope", "MissingScope")
+    if denied == "account":
+        raise Forbidden("This token is bound to another account", "AccountMismatch")
     await container.tokens.touch(record, client)
     request.state.token = record
     return record

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import structlog
+from redis.exceptions import RedisError
 
 from mailgate.backends.base import Watcher
 from mailgate.domain.account import AccountState, LastError, RuntimeState
@@ -23,6 +25,12 @@ from mailgate.store.commit import LeaseLost
 from mailgate.store.events import EventLog, iso_now
 
 DEFAULT_RESYNC = 60.0  # seconds between sync passes when the server reports nothing
+
+
+class AccountJournal(Protocol):
+    """Where a runner writes the account's own log lines (services/account_logs.py)."""
+
+    async def write(self, account: str, level: str, msg: str, **fields: Any) -> None: ...
 
 
 class AccountRunner:
@@ -36,6 +44,7 @@ class AccountRunner:
         node_id: str,
         resync_delay: float = DEFAULT_RESYNC,
         on_lease_lost: Callable[[str], None] | None = None,
+        journal: AccountJournal | None = None,
     ) -> None:
         self.account = account
         self.watcher = watcher
@@ -44,6 +53,7 @@ class AccountRunner:
         self.node_id = node_id
         self.resync_delay = resync_delay
         self.on_lease_lost = on_lease_lost
+        self.journal = journal
         self._sync_now = asyncio.Event()
         self.state = RuntimeState(state=AccountState.INIT, owner=node_id)
         self._reconnect = asyncio.Event()
@@ -74,6 +84,22 @@ class AccountRunner:
         if changed:
             self.log.info("account state", state=state.value)
         await self.accounts.set_state(self.account, self.state)
+        if changed:
+            await self._journal(
+                "warn" if error is not None and state != AccountState.CONNECTED else "info",
+                "account state",
+                state=state.value,
+                error=error.response if error is not None else None,
+            )
+
+    async def _journal(self, level: str, msg: str, **fields: Any) -> None:
+        """One line in the account's log (when logging is on for it); never raises."""
+        if self.journal is None:
+            return
+        try:
+            await self.journal.write(self.account, level, msg, **fields)
+        except (MailgateError, RedisError, OSError) as exc:
+            self.log.debug("account log write failed", error=str(exc))
 
     async def run(self) -> None:
         try:

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from mailgate import __version__
 from mailgate.backends.base import Watcher
 from mailgate.domain.account import AccountRecord
-from mailgate.runtime.runner import AccountRunner
+from mailgate.runtime.runner import AccountJournal, AccountRunner
 from mailgate.store import keys
 from mailgate.store.accounts import AccountStore
 from mailgate.store.events import EventLog
@@ -67,6 +67,7 @@ class Supervisor:
         self._background: set[asyncio.Task[None]] = set()
         self._started = time.time()
         self.ready = False
+        self.journal: AccountJournal | None = None  # per-account log lines (set by the wiring)
 
     @property
     def node_id(self) -> str:
@@ -155,6 +156,7 @@ class Supervisor:
             node_id=self.node_id,
             resync_delay=resync_delay,
             on_lease_lost=self._lease_lost,
+            journal=self.journal,
         )
         task = asyncio.create_task(runner.run(), name=f"runner:{account}")
         self.runners[account] = (runner, task)

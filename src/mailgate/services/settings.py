@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "pageBrandName": "mailgate",
     "enableOAuthTokensApi": False,
     "serviceSecret": None,
+    "tokenAuditLog": False,  # record each token's requests (services/token_audit.py)
 }
 
 
@@ -122,6 +123,7 @@ class SettingsUpdate(BaseModel):
     pageBrandName: str | None = Field(default=None, max_length=255)
     enableOAuthTokensApi: bool | None = None
     serviceSecret: str | None = Field(default=None, max_length=1024)
+    tokenAuditLog: bool | None = None
 
 
 class SettingsService:

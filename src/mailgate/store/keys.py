@@ -237,3 +237,131 @@ def oauth_state(state: str) -> str:
 def oauth_lock(account_id: str) -> str:
     """String: owner of the account's token refresh (SET NX PX; released with an owner check)."""
     return _a(account_id, "oauth:lock")
+
+
+# --- misc EmailEngine operations: logs, token audit, webhook routes, blocklists, delivery ---
+# --- tests, exports (services/account_logs, token_audit, webhook_routes, blocklists, ... ) ---
+WEBHOOK_ROUTES = _g("whr:all")  # zset: webhook route id -> creation time (ms)
+BLOCKLISTS = _g("bl:lists")  # zset: list id -> creation time (ms) of the list's first entry
+
+
+def account_log(account_id: str) -> str:
+    """List: the account's recent log lines (JSON), newest first, capped at ``maxLogLines``."""
+    return _a(account_id, "log")
+
+
+def token_audit(token_id: str) -> str:
+    """List: a token's audit entries (JSON), newest first, capped."""
+    return _g(f"tok:audit:{token_id}")
+
+
+def webhook_route(route_id: str) -> str:
+    """String: one webhook route (JSON: name, targetUrl, enabled, content.fn/map, ...)."""
+    return _g(f"whr:r:{route_id}")
+
+
+def blocklist_entries(list_id: str) -> str:
+    """Hash: recipient address -> entry (JSON: account, reason, source, created, ...)."""
+    return _g(f"bl:e:{list_id}")
+
+
+def blocklist_order(list_id: str) -> str:
+    """Zset: recipient address -> time (ms) it was listed (paging order)."""
+    return _g(f"bl:o:{list_id}")
+
+
+def delivery_test(test_id: str) -> str:
+    """Hash: one delivery test (account, messageId, queueId, created), with a TTL."""
+    return _g(f"dt:{test_id}")
+
+
+def account_exports(account_id: str) -> str:
+    """Zset: export id -> creation time (ms), the account's exports."""
+    return _a(account_id, "exports")
+
+
+def account_export(account_id: str, export_id: str) -> str:
+    """Hash: one export job (status, phase, options, progress counters, file, node)."""
+    return _a(account_id, f"export:{export_id}")
+
+
+# --- admin web UI (api/admin, services/admin_auth) -----------------------------------------
+# The admin password hash and the sign-in sessions are instance-wide. A session key holds the
+# SHA-256 of the cookie value (the cookie itself is never stored) and expires on its own; the
+# zset lists live sessions so a password change can end them all. Failed sign-ins are counted
+# per client address with a TTL (the growing lockout of services/admin_auth.py).
+ADMIN_PASSWORD = _g("admin:password")  # string: argon2 hash of the admin password
+ADMIN_SESSIONS = _g("admin:sessions")  # zset: session hash -> absolute expiry (ms)
+
+
+def admin_session(session_hash: str) -> str:
+    """Hash: one admin session (csrf token, created, ip, flash message), with a TTL."""
+    return _g(f"admin:session:{session_hash}")
+
+
+def admin_signin_failures(client: str) -> str:
+    """Hash: ``count`` of failed admin sign-ins from one address and ``until`` (ms), TTL."""
+    return _g(f"admin:fail:{client}")
+
+
+# --- Microsoft Graph backend (backends/graph) ----------------------------------------------
+# Per-folder delta cursors and the full indexer's per-message state, the change-notification
+# subscription of the account, and notification hints waiting for the account's runner.
+def graph_folders(account_id: str) -> str:
+    """Hash: Graph folder id -> JSON cursor (path, deltaLink or nextLink, complete, announce)."""
+    return _a(account_id, "gf")
+
+
+def graph_index(account_id: str, folder_key: str) -> str:
+    """Hash: message id -> indexed state (flags and categories) of one folder (full indexer)."""
+    return _a(account_id, f"gi:{folder_key}")
+
+
+def graph_subscription(account_id: str) -> str:
+    """Hash: the change-notification subscription (id, clientState, expires, resource)."""
+    return _a(account_id, "gsub")
+
+
+def graph_hints(account_id: str) -> str:
+    """List: notifications received for the account, waiting for its runner's next pass."""
+    return _a(account_id, "ghint")
+
+
+# --- Gmail API accounts (backends/gmail) -----------------------------------------------------
+# Per account: the history cursor and facts of the sync, the full indexer's label bits per
+# message (one hash field per Gmail message id), the bit number of every label seen, and the
+# Pub/Sub ack ids waiting for the next commit. Instance-wide: which account a Pub/Sub
+# notification's address belongs to, and each Pub/Sub app's puller status.
+GMAIL_PUBSUB_APPS = _g("gm:pubsub:apps")  # set: Pub/Sub app ids some Gmail account watches with
+
+
+def gmail_state(account_id: str) -> str:
+    """Hash: ``historyId`` (sync cursor), ``indexer``, ``labels`` (JSON id -> path of the
+    mailboxes last seen), ``watchExpiration`` (ms), ``pubSubApp``."""
+    return _a(account_id, "gm:state")
+
+
+def gmail_index(account_id: str) -> str:
+    """Hash: Gmail message id -> label bits (decimal) of every message (full indexer)."""
+    return _a(account_id, "gm:ix")
+
+
+def gmail_label_bits(account_id: str) -> str:
+    """Hash: label id -> its bit number in :func:`gmail_index` values."""
+    return _a(account_id, "gm:lb")
+
+
+def gmail_pending_acks(account_id: str) -> str:
+    """List: Pub/Sub ack ids of notifications for the account, acknowledged after the commit of
+    the sync pass they caused."""
+    return _a(account_id, "gm:acks")
+
+
+def gmail_pubsub_routes(app_id: str) -> str:
+    """Hash: lower-case email address -> account id, for notifications of a Pub/Sub app."""
+    return _g(f"gm:pubsub:routes:{app_id}")
+
+
+def gmail_pubsub_status(app_id: str) -> str:
+    """Hash: a Pub/Sub app's puller status (topic, subscription, lastPull, lastError, counts)."""
+    return _g(f"gm:pubsub:status:{app_id}")

@@ -121,6 +121,10 @@ def error_info(exc: SendError) -> dict[str, Any]:
 class Delivery:
     """Processes claimed jobs; one instance per worker, shared by its lanes."""
 
+    # Senders of accounts that send over a provider API (Gmail API, Graph) instead of SMTP:
+    # set by the container from ``backends.registry.build_api_sender``; None -> SMTP for all.
+    api_senders: Callable[[AccountRecord], Awaitable[Sender | None]] | None = None
+
     def __init__(
         self,
         outbox: Outbox,
@@ -254,8 +258,12 @@ class Delivery:
             )
 
         try:
-            cfg = await self._smtp_config(job, record)
-            sender = await slot.get(cfg, await self._sender_factory(record))
+            sender: Sender | None = None
+            if self.api_senders is not None and record is not None and not job.get("gateway"):
+                sender = await self.api_senders(record)
+            if sender is None:
+                cfg = await self._smtp_config(job, record)
+                sender = await slot.get(cfg, await self._sender_factory(record))
             result = await sender.send(envelope, raw, commit=commit, dsn=_dsn(job))
         except LeaseLost:
             log.info("outbox job lost its lease before sending", queue_id=qid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,6 +106,10 @@ def _dsn(dsn: DsnIn | None) -> dict[str, Any] | None:
 
 
 class SubmitService:
+    # Whether an account sends over a provider API (Gmail API, Graph) and needs no SMTP: set by
+    # the container (``backends.registry.build_api_sender``); None -> every account needs SMTP.
+    api_sending: Callable[[AccountRecord], Awaitable[bool]] | None = None
+
     def __init__(
         self,
         accounts: AccountService,
@@ -211,7 +216,9 @@ class SubmitService:
         if gateway:
             if not await self.gateways.exists(gateway):
                 raise NotFound("Gateway was not found", "GatewayNotFound")
-        elif record.smtp is None or not record.smtp.host:
+        elif (record.smtp is None or not record.smtp.host) and not (
+            self.api_sending is not None and await self.api_sending(record)
+        ):
             raise BadRequest(
                 "This account has no SMTP settings; give a gateway", "NoSmtpConfiguration"
             )

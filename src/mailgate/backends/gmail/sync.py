@@ -1,0 +1,455 @@
+"""The Gmail sync engine: a history cursor, an optional label index, and events.
+
+State per account (:mod:`mailgate.store.keys`, ``gm:*``): the history id the account is synced
+to, and with the full indexer one hash field per message holding its label bits (each label
+gets a small bit number, so a message costs a few bytes). One pass::
+
+    no cursor ──► baseline: getProfile (history id H0); full indexer: every message id
+        │         (messages.list, 500 a call) and, per tracked label, the ids in it —
+        │         label bits without fetching a single message. Messages received after the
+        │         account's notifyFrom are announced once (first index only).
+        ▼
+    history.list from the cursor, 500 records a page; each page is one fenced commit of
+    index changes + cursor + events:
+        messagesAdded    → messageNew (summary from one batched format=metadata get)
+        messagesDeleted  → messageDeleted            (full indexer)
+        labelsAdded/Removed → messageUpdated with changes.flags / changes.labels (full)
+    404 (history expired) ──► mailboxReset for every mailbox, drop the index, silent
+                              baseline, continue: never a flood of messageNew.
+    labels.list vs the labels seen last pass → mailboxNew / mailboxDeleted.
+
+Events carry the same payloads as IMAP accounts (``id`` is Gmail's message id, ``emailId`` and
+``threadId`` set) and the path of the message's main mailbox (:meth:`LabelSet.primary`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from mailgate.backends.gmail.client import GmailClient, GmailNotFound
+from mailgate.backends.gmail.labels import (
+    ALL_MAIL_PATH,
+    FLAG_LABELS,
+    LabelCache,
+    LabelSet,
+    flags_of,
+)
+from mailgate.backends.gmail.messages import LIST_PAGE_MAX, metadata_call
+from mailgate.backends.gmail.summary import SUMMARY_HEADERS, selected_headers, summarize
+from mailgate.domain.sync import SyncOptions
+from mailgate.errors import CursorExpired
+from mailgate.store import keys
+from mailgate.store.commit import Batch, Committer
+from mailgate.store.redis import str_map, text
+
+#: History records per history.list call (Gmail's maximum).
+HISTORY_PAGE = 500
+#: Label listings a baseline runs at once (each walks one label, 500 ids a call).
+BASELINE_CONCURRENCY = 4
+#: Index fields written per HSET command in a commit.
+INDEX_WRITE_CHUNK = 5_000
+#: Labels whose membership the full indexer does not keep (no flag, no mailbox).
+UNTRACKED_PREFIXES = ("CATEGORY_", "CHAT")
+HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
+
+log = structlog.get_logger("mailgate.sync")
+
+
+def encode_bits(label_ids: Iterable[str], bits: Mapping[str, int]) -> int:
+    value = 0
+    for label_id in label_ids:
+        bit = bits.get(label_id)
+        if bit is not None:
+            value |= 1 << bit
+    return value
+
+
+def decode_bits(value: int, bits: Mapping[str, int]) -> list[str]:
+    return [label_id for label_id, bit in bits.items() if value >> bit & 1]
+
+
+def tracked(label_id: str) -> bool:
+    return not label_id.startswith(UNTRACKED_PREFIXES)
+
+
+def change_set(before: Iterable[str], after: Iterable[str]) -> dict[str, list[str]]:
+    old, new = set(before), set(after)
+    return {"added": sorted(new - old), "deleted": sorted(old - new), "value": sorted(new)}
+
+
+def update_payload(
+    message_id: str, before: Sequence[str], after: Sequence[str], labels: LabelSet
+) -> dict[str, Any] | None:
+    """``messageUpdated`` data for a label change, or None when nothing visible changed."""
+    changes: dict[str, Any] = {}
+    old_flags, new_flags = flags_of(before), flags_of(after)
+    if sorted(old_flags) != sorted(new_flags):
+        changes["flags"] = change_set(old_flags, new_flags)
+    flag_labels = set(FLAG_LABELS.values())
+    old_labels = labels.shown_labels(x for x in before if x not in flag_labels)
+    new_labels = labels.shown_labels(x for x in after if x not in flag_labels)
+    if sorted(old_labels) != sorted(new_labels):
+        changes["labels"] = change_set(old_labels, new_labels)
+    if not changes:
+        return None
+    return {"id": message_id, "emailId": message_id, "changes": changes}
+
+
+class GmailSyncer:
+    """Brings one Gmail account's index up to date and emits its events."""
+
+    def __init__(
+        self,
+        account: str,
+        client: GmailClient,
+        labels: LabelCache,
+        redis: Redis,
+        committer: Committer,
+        options: SyncOptions,
+    ) -> None:
+        self.account = account
+        self.client = client
+        self.labels = labels
+        self.redis = redis
+        self.committer = committer
+        self.options = options
+        self.full = options.indexer != "fast"
+        self.bits: dict[str, int] = {}
+        self._new_bits: dict[str, int] = {}
+        self.log = log.bind(account=account)
+
+    # -- entry point ---------------------------------------------------------------------------
+    async def run_pass(self) -> None:
+        state = str_map(await self.redis.hgetall(keys.gmail_state(self.account)))
+        labels = await self.labels.get(fresh=True)
+        self.bits = {
+            k: int(v)
+            for k, v in str_map(
+                await self.redis.hgetall(keys.gmail_label_bits(self.account))
+            ).items()
+        }
+        history_id = state.get("historyId")
+        if not history_id or state.get("indexer") != self.options.indexer:
+            initialized = await self.redis.hget(keys.sync_meta(self.account), "initialized")
+            history_id = await self._baseline(labels, announce=text(initialized or "") != "1")
+        try:
+            await self._history(labels, int(history_id))
+        except CursorExpired:
+            self.log.info("gmail history expired: rebuilding the baseline")
+            await self._reset(labels, int(history_id))
+            history_id = await self._baseline(labels, announce=False)
+            await self._history(labels, int(history_id))
+        await self._mailbox_changes(labels, state)
+
+    # -- label bits ------------------------------------------------------------------------------
+    def _bit(self, label_id: str) -> int:
+        bit = self.bits.get(label_id)
+        if bit is None:
+            bit = max(self.bits.values(), default=-1) + 1
+            self.bits[label_id] = bit
+            self._new_bits[label_id] = bit
+        return bit
+
+    def _encode(self, label_ids: Iterable[str]) -> int:
+        value = 0
+        for label_id in label_ids:
+            if tracked(label_id):
+                value |= 1 << self._bit(label_id)
+        return value
+
+    def _stage_bits(self, batch: Batch) -> None:
+        if self._new_bits:
+            fresh, self._new_bits = dict(self._new_bits), {}
+            key = keys.gmail_label_bits(self.account)
+            batch.extra.append(lambda p: p.hset(key, mapping=fresh))
+
+    # -- baseline ------------------------------------------------------------------------------
+    async def _list_all(self, label_id: str | None, q: str = "") -> list[str]:
+        ids: list[str] = []
+        token: str | None = None
+        while True:
+            params: list[tuple[str, Any]] = [
+                ("maxResults", LIST_PAGE_MAX),
+                ("includeSpamTrash", True),
+                ("fields", "messages/id,nextPageToken"),
+            ]
+            if label_id:
+                params.append(("labelIds", label_id))
+            if q:
+                params.append(("q", q))
+            if token:
+                params.append(("pageToken", token))
+            page = await self.client.request("messages.list", "GET", "messages", params=params)
+            ids.extend(str(m["id"]) for m in page.get("messages") or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return ids
+
+    async def _baseline(self, labels: LabelSet, *, announce: bool) -> str:
+        """Index the account as of a history id (returned) and store it as the cursor."""
+        profile = await self.client.request("getProfile", "GET", "profile")
+        history_id = str(profile["historyId"])
+        batch = Batch()
+        index: dict[str, int] = {}
+        if self.full:
+            wanted = [label.id for label in labels.by_id.values() if tracked(label.id)]
+            gate = asyncio.Semaphore(BASELINE_CONCURRENCY)
+
+            async def members(label_id: str | None) -> list[str]:
+                async with gate:
+                    return await self._list_all(label_id)
+
+            every, *per_label = await asyncio.gather(
+                members(None), *(members(label_id) for label_id in wanted)
+            )
+            index = dict.fromkeys(every, 0)
+            for label_id, ids in zip(wanted, per_label, strict=True):
+                bit = 1 << self._bit(label_id)
+                for message_id in ids:
+                    index[message_id] = index.get(message_id, 0) | bit
+            self._stage_bits(batch)
+        index_key = keys.gmail_index(self.account)
+        batch.extra.append(lambda p: p.delete(index_key))
+        items = list(index.items())
+        for start in range(0, len(items), INDEX_WRITE_CHUNK):
+            batch.extra.append(
+                _hset_stage(index_key, dict(items[start : start + INDEX_WRITE_CHUNK]))
+            )
+        state = {"historyId": history_id, "indexer": self.options.indexer}
+        state_key = keys.gmail_state(self.account)
+        batch.extra.append(lambda p: p.hset(state_key, mapping=state))
+        meta_key = keys.sync_meta(self.account)
+        first = announce
+        if first:
+            await self._announce_since_notify_from(labels, batch)
+            meta = {
+                "initialized": "1",
+                "indexer": self.options.indexer,
+                "foldersTotal": len(labels.mailboxes()),
+                "foldersDone": len(labels.mailboxes()),
+                "messagesTotal": int(profile.get("messagesTotal") or 0),
+                "messagesDone": int(profile.get("messagesTotal") or 0),
+            }
+            batch.extra.append(lambda p: p.hset(meta_key, mapping=meta))
+            batch.emit("accountInitialized", {"initialized": True})
+        else:
+            batch.extra.append(lambda p: p.hset(meta_key, "initialized", "1"))
+        await self.committer.commit(batch)
+        return history_id
+
+    async def _announce_since_notify_from(self, labels: LabelSet, batch: Batch) -> None:
+        since = self.options.notify_from
+        if since is None:
+            return
+        ids = await self._list_all(None, f"after:{int(since.timestamp())}")
+        if ids:
+            await self._announce(list(reversed(ids)), labels, batch, index_bits=None)
+
+    # -- history -------------------------------------------------------------------------------
+    async def _history_page(self, start: int, token: str | None) -> dict[str, Any]:
+        params: list[tuple[str, Any]] = [("startHistoryId", start), ("maxResults", HISTORY_PAGE)]
+        params += [("historyTypes", t) for t in HISTORY_TYPES]
+        if token:
+            params.append(("pageToken", token))
+        try:
+            page = await self.client.request("history.list", "GET", "history", params=params)
+        except GmailNotFound as exc:
+            raise CursorExpired(f"history id {start} is no longer available") from exc
+        return dict(page)
+
+    async def _history(self, labels: LabelSet, start: int) -> None:
+        token: str | None = None
+        while True:
+            page = await self._history_page(start, token)
+            records = list(page.get("history") or [])
+            token = page.get("nextPageToken")
+            cursor = int(records[-1]["id"]) if token and records else int(page["historyId"])
+            if records or cursor != start:
+                await self._apply(labels, records, cursor)
+            if not token:
+                return
+
+    async def _apply(self, labels: LabelSet, records: list[dict[str, Any]], cursor: int) -> None:
+        batch = Batch()
+        touched: list[str] = []
+        for record in records:
+            for kind in ("messagesAdded", "messagesDeleted", "labelsAdded", "labelsRemoved"):
+                for item in record.get(kind) or []:
+                    touched.append(str(item["message"]["id"]))
+        touched = list(dict.fromkeys(touched))
+        origin: dict[str, int | None] = {}
+        if self.full and touched:
+            values = await self.redis.hmget(keys.gmail_index(self.account), touched)
+            origin = {
+                m: int(text(v)) if v is not None else None
+                for m, v in zip(touched, values, strict=True)
+            }
+        current: dict[str, set[str] | None] = {
+            m: (set(decode_bits(v, self.bits)) if v is not None else None)
+            for m, v in origin.items()
+        }
+        added: list[str] = []
+        for record in records:
+            for item in record.get("messagesAdded") or []:
+                message = item["message"]
+                message_id = str(message["id"])
+                if self.full:
+                    if current.get(message_id) is None:
+                        current[message_id] = {str(x) for x in message.get("labelIds") or []}
+                        if origin.get(message_id) is None:
+                            added.append(message_id)
+                elif message_id not in added:
+                    added.append(message_id)
+            if not self.full:
+                continue
+            for item in record.get("messagesDeleted") or []:
+                current[str(item["message"]["id"])] = None
+            for kind, adding in (("labelsAdded", True), ("labelsRemoved", False)):
+                for item in record.get(kind) or []:
+                    message_id = str(item["message"]["id"])
+                    now = current.get(message_id)
+                    if now is None:
+                        if origin.get(message_id) is None and message_id not in added:
+                            # unknown to the index (raced the baseline): adopt silently
+                            snapshot = item["message"].get("labelIds") or []
+                            current[message_id] = {str(x) for x in snapshot}
+                        continue
+                    changed = {str(x) for x in item.get("labelIds") or []}
+                    current[message_id] = now | changed if adding else now - changed
+        index_key = keys.gmail_index(self.account)
+        writes: dict[str, int] = {}
+        deletes: list[str] = []
+        if self.full:
+            for message_id, labels_now in current.items():
+                before_bits = origin.get(message_id)
+                if labels_now is None:
+                    if before_bits is not None:
+                        deletes.append(message_id)
+                        before = decode_bits(before_bits, self.bits)
+                        self._emit(batch, labels, "messageDeleted",
+                                   {"id": message_id, "emailId": message_id}, before)  # fmt: skip
+                    continue
+                after_bits = self._encode(labels_now)
+                if after_bits != before_bits:
+                    writes[message_id] = after_bits
+                if before_bits is None or message_id in added:
+                    continue
+                before = decode_bits(before_bits, self.bits)
+                after = decode_bits(after_bits, self.bits)
+                data = update_payload(message_id, before, after, labels)
+                if data is not None:
+                    self._emit(batch, labels, "messageUpdated", data, after)
+        new_ids = [m for m in added if not self.full or current.get(m) is not None]
+        if new_ids:
+            await self._announce(new_ids, labels, batch, index_bits=writes)
+        self._stage_bits(batch)
+        if writes:
+            batch.extra.append(lambda p: p.hset(index_key, mapping=writes))
+        if deletes:
+            batch.extra.append(lambda p: p.hdel(index_key, *deletes))
+        state_key = keys.gmail_state(self.account)
+        batch.extra.append(lambda p: p.hset(state_key, "historyId", str(cursor)))
+        await self.committer.commit(batch)
+
+    def _emit(
+        self,
+        batch: Batch,
+        labels: LabelSet,
+        event: str,
+        data: dict[str, Any],
+        label_ids: Sequence[str],
+    ) -> None:
+        primary = labels.primary(label_ids)
+        path = primary.path if primary is not None else ALL_MAIL_PATH
+        special_use = primary.special_use if primary is not None else "\\All"
+        if not self.options.watches(path, special_use):
+            return
+        batch.emit(event, data, path=path, special_use=special_use)
+
+    async def _announce(
+        self,
+        ids: Sequence[str],
+        labels: LabelSet,
+        batch: Batch,
+        *,
+        index_bits: dict[str, int] | None,
+    ) -> None:
+        """``messageNew`` for each message still there (summaries in batches)."""
+        wanted = tuple(self.options.notify_headers)
+        headers = SUMMARY_HEADERS + tuple(h for h in wanted if h != "*")
+        calls = [metadata_call(m, headers if "*" not in wanted else ()) for m in ids]
+        found = await self.client.batch(calls)
+        for resource in found:
+            if resource is None:
+                continue  # deleted again before we looked
+            label_ids = [str(x) for x in resource.get("labelIds") or []]
+            if index_bits is not None and self.full:
+                index_bits[str(resource["id"])] = self._encode(label_ids)
+            primary = labels.primary(label_ids)
+            path = primary.path if primary is not None else ALL_MAIL_PATH
+            special_use = primary.special_use if primary is not None else "\\All"
+            if not self.options.watches(path, special_use):
+                continue
+            data = summarize(resource, labels, path=path, special_use=special_use)
+            if wanted:
+                data["headers"] = selected_headers(resource, wanted)
+            batch.emit("messageNew", data, path=path, special_use=special_use)
+
+    # -- expiry and mailboxes ------------------------------------------------------------------
+    async def _reset(self, labels: LabelSet, old_history: int) -> None:
+        batch = Batch()
+        profile = await self.client.request("getProfile", "GET", "profile")
+        for label in labels.mailboxes():
+            if not self.options.watches(label.path, label.special_use):
+                continue
+            batch.emit(
+                "mailboxReset",
+                {
+                    "path": label.path,
+                    "mailboxId": label.id,
+                    "historyId": str(profile.get("historyId")),
+                    "prevHistoryId": str(old_history),
+                },
+                path=label.path,
+                special_use=label.special_use,
+            )
+        index_key = keys.gmail_index(self.account)
+        state_key = keys.gmail_state(self.account)
+        batch.extra.append(lambda p: p.delete(index_key))
+        batch.extra.append(lambda p: p.hdel(state_key, "historyId"))
+        await self.committer.commit(batch)
+
+    async def _mailbox_changes(self, labels: LabelSet, state: Mapping[str, str]) -> None:
+        now = {label.id: label.path for label in labels.mailboxes()}
+        try:
+            before: dict[str, str] | None = (
+                json.loads(state["labels"]) if "labels" in state else None
+            )
+        except ValueError:
+            before = None
+        if before == now:
+            return
+        batch = Batch()
+        if before is not None:
+            for label_id, path in before.items():
+                if now.get(label_id) != path:
+                    batch.emit("mailboxDeleted", {"path": path, "mailboxId": label_id}, path=path)
+            for label_id, path in now.items():
+                if before.get(label_id) != path:
+                    label = labels.by_id[label_id]
+                    batch.emit("mailboxNew", {"path": path, "mailboxId": label_id}, path=path,
+                               special_use=label.special_use)  # fmt: skip
+        encoded = json.dumps(now, separators=(",", ":"))
+        state_key = keys.gmail_state(self.account)
+        batch.extra.append(lambda p: p.hset(state_key, "labels", encoded))
+        await self.committer.commit(batch)
+
+
+def _hset_stage(key: str, mapping: dict[str, int]) -> Callable[[Any], None]:
+    return lambda pipe: pipe.hset(key, mapping=mapping)

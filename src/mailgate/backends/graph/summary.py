@@ -1,0 +1,235 @@
+"""Graph message JSON → the contract's listing entry / ``messageNew`` payload (pure: no I/O).
+
+Ids are Graph immutable ids, passed through. Attachment and text ids are built from them with
+separators Graph ids never contain (they are base64url with ``=`` padding)::
+
+    attachment id   <message id> "." <Graph attachment id>     streamed from .../attachments/{id}/$value
+                    <message id> "~" <MIME part number>        (a part Graph does not list) from $value
+    text id         <message id> "~text"
+
+Flags: ``isRead`` ↔ ``\\Seen``, ``flag.flagStatus == flagged`` ↔ ``\\Flagged``, ``isDraft`` ↔
+``\\Draft``; labels are ``categories``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mailgate.errors import NotFound
+
+#: Message properties a summary needs (``$select``).
+SUMMARY_FIELDS = (
+    "id,subject,from,sender,toRecipients,ccRecipients,bccRecipients,replyTo,receivedDateTime,"
+    "sentDateTime,isRead,isDraft,flag,categories,conversationId,internetMessageId,"
+    "hasAttachments,parentFolderId"
+)
+#: Attachment properties listed with a summary.
+ATTACHMENT_FIELDS = "id,name,contentType,size,isInline"
+EXPAND_ATTACHMENTS = f"attachments($select={ATTACHMENT_FIELDS})"
+TEXT_SUFFIX = "~text"
+MAX_ID_LENGTH = 1024
+_GRAPH_ID = re.compile(r"[A-Za-z0-9_=+/-]{1,1024}")
+
+SEEN, FLAGGED, DRAFT = "\\Seen", "\\Flagged", "\\Draft"
+
+
+def _missing(code: str) -> NotFound:
+    text = (
+        "Requested attachment was not found"
+        if code == "AttachmentNotFound"
+        else ("Requested message was not found")
+    )
+    return NotFound(text, code)
+
+
+def check_message_id(value: str, code: str = "MessageNotFound") -> str:
+    """A client-sent Graph id, or NotFound (never a malformed URL toward Graph)."""
+    if not _GRAPH_ID.fullmatch(value) or "/" in value:
+        raise _missing(code)
+    return value
+
+
+def attachment_id(message: str, graph_attachment: str) -> str:
+    return f"{message}.{graph_attachment}"
+
+
+def part_attachment_id(message: str, part: str) -> str:
+    return f"{message}~{part}"
+
+
+def text_id(message: str) -> str:
+    return message + TEXT_SUFFIX
+
+
+def split_attachment_id(value: str) -> tuple[str, str | None, str | None]:
+    """``(message id, Graph attachment id, MIME part)`` of an attachment id; NotFound else."""
+    if len(value) > 2 * MAX_ID_LENGTH:
+        raise _missing("AttachmentNotFound")
+    if "~" in value:
+        message, _, part = value.partition("~")
+        check_message_id(message, "AttachmentNotFound")
+        if not re.fullmatch(r"[1-9][0-9]{0,4}(\.[1-9][0-9]{0,4}){0,32}", part):
+            raise _missing("AttachmentNotFound")
+        return message, None, part
+    if "." in value:
+        message, _, att = value.partition(".")
+        check_message_id(message, "AttachmentNotFound")
+        check_message_id(att, "AttachmentNotFound")
+        return message, att, None
+    raise _missing("AttachmentNotFound")
+
+
+def split_text_id(value: str) -> str:
+    if not value.endswith(TEXT_SUFFIX):
+        raise _missing("MessageNotFound")
+    return check_message_id(value[: -len(TEXT_SUFFIX)])
+
+
+# -- flags ---------------------------------------------------------------------------------------
+
+
+def flags_of(row: Mapping[str, Any]) -> list[str]:
+    flags = []
+    if row.get("isRead"):
+        flags.append(SEEN)
+    if ((row.get("flag") or {}).get("flagStatus") or "") == "flagged":
+        flags.append(FLAGGED)
+    if row.get("isDraft"):
+        flags.append(DRAFT)
+    return flags
+
+
+def categories_of(row: Mapping[str, Any]) -> list[str]:
+    return [str(c) for c in row.get("categories") or []]
+
+
+def flag_patch(flags: Iterable[str], value: bool) -> dict[str, Any]:
+    """The PATCH body that adds (``value``) or removes the flags Graph can store."""
+    out: dict[str, Any] = {}
+    for flag in flags:
+        lowered = flag.lower()
+        if lowered == "\\seen":
+            out["isRead"] = value
+        elif lowered == "\\flagged":
+            out["flag"] = {"flagStatus": "flagged" if value else "notFlagged"}
+    return out
+
+
+def state_of(row: Mapping[str, Any]) -> str:
+    """The compact indexed state of a message: flags and categories."""
+    return " ".join(flags_of(row)) + "\x1f" + "\x1e".join(categories_of(row))
+
+
+def decode_state(state: str) -> tuple[list[str], list[str]]:
+    flags, _, cats = state.partition("\x1f")
+    return [f for f in flags.split(" ") if f], [c for c in cats.split("\x1e") if c]
+
+
+def changes(old: list[str], new: list[str]) -> dict[str, list[str]]:
+    o, n = set(old), set(new)
+    return {"added": sorted(n - o), "deleted": sorted(o - n), "value": sorted(n)}
+
+
+# -- addresses, dates ----------------------------------------------------------------------------
+
+
+def address(value: Any) -> dict[str, str] | None:
+    ea = (value or {}).get("emailAddress") if isinstance(value, Mapping) else None
+    if not isinstance(ea, Mapping) or not (ea.get("address") or ea.get("name")):
+        return None
+    out = {"address": str(ea.get("address") or "")}
+    name = ea.get("name")
+    if name and name != ea.get("address"):
+        out["name"] = str(name)
+    return out
+
+
+def addresses(values: Any) -> list[dict[str, str]]:
+    return [a for a in (address(v) for v in values or []) if a is not None]
+
+
+def iso(value: Any) -> str | None:
+    """Graph's DateTimeOffset as the contract's ISO form (UTC, milliseconds, ``Z``)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def attachment_entry(message: str, att: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": attachment_id(message, str(att.get("id") or "")),
+        "contentType": str(att.get("contentType") or "application/octet-stream"),
+        "encodedSize": int(att.get("size") or 0),
+        "embedded": bool(att.get("isInline")),
+        "inline": bool(att.get("isInline")),
+    }
+    if att.get("name"):
+        entry["filename"] = str(att["name"])
+    cid = att.get("contentId")
+    if cid:
+        entry["contentId"] = cid if str(cid).startswith("<") else f"<{cid}>"
+    return entry
+
+
+def summarize(
+    row: Mapping[str, Any], *, path: str | None, special_use: str | None
+) -> dict[str, Any]:
+    """One listing entry from a message resource selected with :data:`SUMMARY_FIELDS`."""
+    mid = str(row.get("id") or "")
+    flags = flags_of(row)
+    out: dict[str, Any] = {"id": mid}
+    if path is not None:
+        out["path"] = path
+    out["emailId"] = mid
+    if row.get("conversationId"):
+        out["threadId"] = str(row["conversationId"])
+    out["date"] = iso(row.get("receivedDateTime")) or iso(row.get("sentDateTime"))
+    out["flags"] = flags
+    if DRAFT in flags:
+        out["draft"] = True
+    out["unseen"] = SEEN not in flags
+    if FLAGGED in flags:
+        out["flagged"] = True
+    labels = categories_of(row)
+    if labels:
+        out["labels"] = labels
+    if row.get("subject") is not None:
+        out["subject"] = str(row.get("subject") or "")
+    sender = address(row.get("sender"))
+    author = address(row.get("from"))
+    if author:
+        out["from"] = author
+    if sender:
+        out["sender"] = sender
+    for key, field_name in (
+        ("replyTo", "replyTo"),
+        ("to", "toRecipients"),
+        ("cc", "ccRecipients"),
+        ("bcc", "bccRecipients"),
+    ):
+        values = addresses(row.get(field_name))
+        if values:
+            out[key] = values
+    if row.get("internetMessageId"):
+        out["messageId"] = str(row["internetMessageId"])
+    if special_use:
+        out["messageSpecialUse"] = special_use
+    atts = row.get("attachments")
+    if isinstance(atts, list):
+        out["attachments"] = [attachment_entry(mid, a) for a in atts if isinstance(a, Mapping)]
+    else:
+        out["attachments"] = []
+    out["text"] = {"id": text_id(mid)}
+    return out

@@ -1,0 +1,307 @@
+"""Microsoft Graph accounts end to end: the running service against the fake Graph.
+
+An OAuth2 app (provider ``outlook``, ``baseScopes: api``) points its ``apiUrl`` and ``tokenUrl``
+at the fake; accounts carry a delegated token the fake issued. Checked: connection, folders,
+listing, byte-identical source, attachments, flags/categories, move (id kept), delete, threads
+across folders, search (to/cc via KQL), upload, bulk, shared mailboxes, change events by delta
+(incl. an expired delta token → mailboxReset), subscriptions (handshake, notifications, renewal on
+lifecycle events, removal when the account goes) and 429 storms.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+
+from mailgate.services.oauth2.tokens import iso_from_epoch
+from tests.fakes.graph import FakeGraph, start_fake_graph
+from tests.integration.helpers import account_events, wait_for, wait_state
+from tests.servers.mailgate import MailgateProcess
+from tests.servers.redis import RedisServer
+
+pytestmark = pytest.mark.integration
+
+CLIENT_ID = "mailgate-graph-tests"
+CLIENT_SECRET = "graph-secret-value-1234"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeGraph]:
+    graph = start_fake_graph()
+    graph.add_app(CLIENT_ID, CLIENT_SECRET)
+    yield graph
+    graph.stop()
+
+
+@pytest.fixture(scope="module")
+def app_id(fake: FakeGraph, mailgate: MailgateProcess) -> str:
+    with mailgate.client() as http:
+        resp = http.post(
+            "/v1/oauth2",
+            json={
+                "name": "Graph tests",
+                "provider": "outlook",
+                "enabled": True,
+                "baseScopes": "api",
+                "clientId": CLIENT_ID,
+                "clientSecret": CLIENT_SECRET,
+                "apiUrl": fake.url,
+                "tokenUrl": f"{fake.url}/common/oauth2/v2.0/token",
+                "authorizationUrl": f"{fake.url}/common/oauth2/v2.0/authorize",
+            },
+        )
+        assert resp.status_code == 200, resp.text
+        set_service_url(http, mailgate)
+        return str(resp.json()["id"])
+
+
+def set_service_url(http: httpx.Client, mailgate: MailgateProcess) -> None:
+    resp = http.post("/v1/settings", json={"serviceUrl": mailgate.base_url})
+    assert resp.status_code == 200, resp.text
+
+
+def mime(subject: str, *, to: str = "alice@contoso.test", cc: str | None = None,
+         attach: bytes | None = None, msgid: str | None = None,
+         in_reply_to: str | None = None) -> bytes:  # fmt: skip
+    msg = EmailMessage()
+    msg["From"] = "Bob Sender <bob@example.test>"
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    msg["Subject"] = subject
+    msg["Message-ID"] = msgid or f"<{uuid.uuid4().hex}@example.test>"
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    msg["Date"] = "Mon, 01 Apr 2024 10:00:00 +0000"
+    msg.set_content(f"Body of {subject}\n")
+    if attach is not None:
+        msg.add_attachment(attach, maintype="application", subtype="pdf", filename="doc.pdf")
+    return msg.as_bytes()
+
+
+def new_user(fake: FakeGraph) -> tuple[str, str]:
+    upn = f"u{uuid.uuid4().hex[:8]}@contoso.test"
+    return upn, fake.add_user(upn)
+
+
+def register(http: httpx.Client, app_id: str, upn: str, token: str, **auth: str) -> str:
+    account = f"g-{uuid.uuid4().hex[:8]}"
+    body: dict[str, Any] = {
+        "account": account,
+        "name": "Graph account",
+        "email": upn,
+        "oauth2": {
+            "provider": app_id,
+            "auth": {"user": upn, **auth},
+            "accessToken": token,
+            "expires": iso_from_epoch(time.time() + 3000),
+        },
+    }
+    resp = http.post("/v1/account", json=body)
+    assert resp.status_code == 200, resp.text
+    return account
+
+
+def events_of(redis_server: RedisServer, account: str, name: str) -> list[dict[str, Any]]:
+    return [e for e in account_events(redis_server.url, account) if e["event"] == name]
+
+
+@pytest.fixture
+def account(
+    fake: FakeGraph, app_id: str, mailgate: MailgateProcess
+) -> Iterator[tuple[str, str, httpx.Client]]:
+    upn, token = new_user(fake)
+    with mailgate.client() as http:
+        acc = register(http, app_id, upn, token)
+        wait_state(http, acc, "connected", timeout=30)
+        yield acc, upn, http
+        http.delete(f"/v1/account/{acc}")
+
+
+def test_folders_listing_reading(fake: FakeGraph, account: tuple[str, str, httpx.Client]) -> None:
+    acc, upn, http = account
+    boxes = http.get(f"/v1/account/{acc}/mailboxes", params={"counters": "true"}).json()
+    by_use = {b.get("specialUse"): b for b in boxes["mailboxes"]}
+    assert by_use["\\Inbox"]["path"] == "INBOX"
+    for use in ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"):
+        assert use in by_use, use
+    # create nested, rename, delete
+    resp = http.post(f"/v1/account/{acc}/mailbox", json={"path": "INBOX/Receipts/2024"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["created"] is True
+    paths = {b["path"] for b in http.get(f"/v1/account/{acc}/mailboxes").json()["mailboxes"]}
+    assert {"INBOX/Receipts", "INBOX/Receipts/2024"} <= paths
+    resp = http.put(
+        f"/v1/account/{acc}/mailbox",
+        json={"path": "INBOX/Receipts/2024", "newPath": "INBOX/Receipts/Old"},
+    )
+    assert resp.status_code == 200, resp.text
+    paths = {b["path"] for b in http.get(f"/v1/account/{acc}/mailboxes").json()["mailboxes"]}
+    assert "INBOX/Receipts/Old" in paths and "INBOX/Receipts/2024" not in paths
+    resp = http.delete(f"/v1/account/{acc}/mailbox", params={"path": "INBOX/Receipts/Old"})
+    assert resp.status_code == 200, resp.text
+
+    raws = [mime(f"Hello {i}", attach=b"%PDF-1.4 data" if i == 0 else None) for i in range(25)]
+    ids = [fake.deliver(upn, r) for r in raws]
+    page = http.get(f"/v1/account/{acc}/messages", params={"path": "INBOX", "pageSize": 20}).json()
+    assert page["total"] == 25 and page["pages"] == 2 and len(page["messages"]) == 20
+    page2 = http.get(
+        f"/v1/account/{acc}/messages",
+        params={"path": "INBOX", "pageSize": 20, "cursor": page["nextPageCursor"]},
+    ).json()
+    assert len(page2["messages"]) == 5
+    listed = {m["id"] for m in page["messages"]} | {m["id"] for m in page2["messages"]}
+    assert listed == set(ids)
+    entry = next(m for m in page["messages"] + page2["messages"] if m["id"] == ids[0])
+    assert entry["subject"] == "Hello 0" and entry["unseen"] is True
+    assert entry["attachments"][0]["filename"] == "doc.pdf"
+
+    # byte-identical source
+    src = http.get(f"/v1/account/{acc}/message/{ids[0]}/source")
+    assert src.status_code == 200 and src.content == raws[0]
+    details = http.get(f"/v1/account/{acc}/message/{ids[0]}", params={"textType": "*"}).json()
+    assert details["subject"] == "Hello 0"
+    assert "Body of Hello 0" in details["text"]["plain"]
+    att = details["attachments"][0]
+    data = http.get(f"/v1/account/{acc}/attachment/{att['id']}")
+    assert data.status_code == 200 and data.content == b"%PDF-1.4 data"
+    text = http.get(f"/v1/account/{acc}/text/{details['text']['id']}").json()
+    assert "Body of Hello 0" in text["plain"]
+
+    # flags, categories, move (id kept), delete
+    resp = http.put(
+        f"/v1/account/{acc}/message/{ids[1]}",
+        json={"flags": {"add": ["\\Seen", "\\Flagged"]}, "labels": {"add": ["Red"]}},
+    )
+    assert resp.status_code == 200, resp.text
+    stored = fake.message(upn, ids[1])
+    assert (
+        stored.is_read and stored.flag["flagStatus"] == "flagged" and stored.categories == ["Red"]
+    )
+    moved = http.put(f"/v1/account/{acc}/message/{ids[1]}/move", json={"path": "\\Archive"}).json()
+    assert moved["id"] == ids[1]
+    again = http.get(f"/v1/account/{acc}/message/{ids[1]}").json()
+    assert again["path"] == "Archive" and "\\Flagged" in again["flags"]
+    resp = http.delete(f"/v1/account/{acc}/message/{ids[2]}")
+    assert resp.json()["deleted"] is False
+    assert fake.message(upn, ids[2]).folder_id == fake.folder_id(upn, "deleteditems")
+    resp = http.delete(f"/v1/account/{acc}/message/{ids[3]}", params={"force": "true"})
+    assert resp.json() == {"deleted": True}
+    missing = http.get(f"/v1/account/{acc}/message/{ids[3]}")
+    assert missing.status_code == 404 and missing.json()["code"] == "MessageNotFound"
+
+
+def test_thread_search_upload_bulk(fake: FakeGraph, account: tuple[str, str, httpx.Client]) -> None:
+    acc, upn, http = account
+    root_id = "<root-thread@example.test>"
+    first = fake.deliver(upn, mime("Thread start", msgid=root_id))
+    reply = fake.deliver(upn, mime("Re: Thread start", in_reply_to=root_id), folder="archive")
+    fake.deliver(upn, mime("Other", to="zed@example.test", cc="carol@example.test"))
+    thread_id = fake.message(upn, first).conversation_id
+    found = http.post(
+        f"/v1/account/{acc}/search",
+        params={"path": "INBOX"},
+        json={"search": {"threadId": thread_id}},
+    ).json()
+    assert {m["id"] for m in found["messages"]} == {first, reply}
+    assert {m["path"] for m in found["messages"]} == {"INBOX", "Archive"}
+    by_cc = http.post(
+        f"/v1/account/{acc}/search", params={"path": "INBOX"}, json={"search": {"cc": "carol"}}
+    ).json()
+    assert [m["subject"] for m in by_cc["messages"]] == ["Other"]
+    by_to = http.post(
+        f"/v1/account/{acc}/search",
+        params={"path": "INBOX"},
+        json={"search": {"to": "zed@example.test", "unseen": True}},
+    ).json()
+    assert [m["subject"] for m in by_to["messages"]] == ["Other"]
+    bad = http.post(
+        f"/v1/account/{acc}/search", params={"path": "INBOX"}, json={"search": {"larger": 10}}
+    )
+    assert bad.status_code == 400
+
+    up = http.post(
+        f"/v1/account/{acc}/message",
+        json={
+            "path": "INBOX",
+            "flags": ["\\Seen"],
+            "raw": base64.b64encode(mime("Uploaded")).decode(),
+        },
+    )
+    assert up.status_code == 200, up.text
+    assert fake.message(upn, up.json()["id"]).is_read
+
+    bulk = http.put(
+        f"/v1/account/{acc}/messages",
+        params={"path": "INBOX"},
+        json={"search": {"unseen": True}, "update": {"flags": {"add": ["\\Seen"]}}},
+    )
+    assert bulk.status_code == 200, bulk.text
+    unseen = http.post(
+        f"/v1/account/{acc}/search", params={"path": "INBOX"}, json={"search": {"unseen": True}}
+    ).json()
+    assert unseen["total"] == 0
+
+
+def test_changes_by_delta_and_notifications(
+    fake: FakeGraph, account: tuple[str, str, httpx.Client], redis_server: RedisServer
+) -> None:
+    acc, upn, http = account
+    wait_for(lambda: events_of(redis_server, acc, "accountInitialized"), timeout=30)
+    assert fake.subscriptions, "a subscription was created"
+    # a notification reaches the service and becomes messageNew within a second or so
+    start = time.monotonic()
+    mid = fake.deliver(upn, mime("Pushed"))
+    new = wait_for(lambda: [e for e in events_of(redis_server, acc, "messageNew")
+                            if e["data"]["id"] == mid], timeout=10)  # fmt: skip
+    assert time.monotonic() - start < 5
+    assert new[0]["path"] == "INBOX" and new[0]["data"]["subject"] == "Pushed"
+    fake.modify_as_other_client(upn, mid, is_read=True)
+    upd = wait_for(lambda: events_of(redis_server, acc, "messageUpdated"), timeout=10)
+    assert upd[0]["data"]["changes"]["flags"]["added"] == ["\\Seen"]
+    fake.modify_as_other_client(upn, mid, move_to="archive")
+    wait_for(lambda: events_of(redis_server, acc, "messageDeleted"), timeout=10)
+    moved_new = wait_for(lambda: [e for e in events_of(redis_server, acc, "messageNew")
+                                  if e["path"] == "Archive"], timeout=10)  # fmt: skip
+    assert moved_new[0]["data"]["id"] == mid
+
+    # an expired delta token: mailboxReset, never a flood of messageNew
+    before = len(events_of(redis_server, acc, "messageNew"))
+    fake.expire_delta_tokens(upn)
+    http.put(f"/v1/account/{acc}/sync", json={"sync": True})
+    wait_for(lambda: events_of(redis_server, acc, "mailboxReset"), timeout=10)
+    time.sleep(1.0)
+    assert len(events_of(redis_server, acc, "messageNew")) == before
+
+    # lifecycle: removed subscription is created again
+    sub_id = next(iter(fake.subscriptions))
+    fake.trigger_lifecycle(sub_id, "subscriptionRemoved")
+    wait_for(lambda: fake.subscriptions and sub_id not in fake.subscriptions, timeout=10)
+    # account removal deletes the subscription
+    http.delete(f"/v1/account/{acc}")
+    wait_for(lambda: not fake.subscriptions, timeout=10)
+
+
+def test_shared_mailbox_and_throttling(
+    fake: FakeGraph, app_id: str, mailgate: MailgateProcess
+) -> None:
+    owner, token = new_user(fake)
+    shared, _ = new_user(fake)
+    fake.grant_access(owner, shared)
+    mid = fake.deliver(shared, mime("For the team"))
+    with mailgate.client() as http:
+        acc = register(http, app_id, owner, token, delegatedUser=shared)
+        wait_state(http, acc, "connected", timeout=30)
+        fake.fail_next(6, 429, retry_after=1, upn=shared)
+        page = http.get(f"/v1/account/{acc}/messages", params={"path": "INBOX"}).json()
+        assert [m["id"] for m in page["messages"]] == [mid]
+        assert fake.stats(shared)["max_concurrency"] <= 4
+        http.delete(f"/v1/account/{acc}")
