@@ -305,3 +305,33 @@ def test_shared_mailbox_and_throttling(
         assert [m["id"] for m in page["messages"]] == [mid]
         assert fake.stats(shared)["max_concurrency"] <= 4
         http.delete(f"/v1/account/{acc}")
+
+
+def test_send_through_graph_send_mail(
+    fake: FakeGraph, account: tuple[str, str, httpx.Client], redis_server: RedisServer
+) -> None:
+    acc, upn, http = account
+    resp = http.post(
+        f"/v1/account/{acc}/submit",
+        json={
+            "from": {"address": upn},
+            "to": [{"address": "carol@example.test"}],
+            "subject": "sent over Graph",
+            "text": "Hello from the outbox",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    message_id = resp.json()["messageId"]
+    sent = wait_event_named(redis_server, acc, "messageSent")
+    assert sent["data"]["messageId"] == message_id
+    outbound = [m for m in fake.outbound if message_id.encode() in m.raw]
+    assert len(outbound) == 1
+    assert b"Hello from the outbox" in outbound[0].raw
+
+
+def wait_event_named(redis_server: RedisServer, account: str, name: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: next(iter(events_of(redis_server, account, name)), None),
+        timeout=30,
+        what=f"{name} for {account}",
+    )

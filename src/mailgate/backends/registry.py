@@ -181,7 +181,12 @@ async def build_api_watcher(
 
 async def build_api_sender(record: AccountRecord, options: BackendOptions) -> Any:
     """The :class:`~mailgate.backends.smtp.sender.Sender` of an account that sends over a
-    provider API (Gmail ``messages.send``), or None: send over SMTP."""
+    provider API (Gmail ``messages.send``, Graph ``sendMail``), or None: send over SMTP."""
+    graph = await graph_api_app(record, options)
+    if graph is not None:
+        from mailgate.backends.graph.sender import GraphSender
+
+        return GraphSender(graph_client(record, graph, options))
     gmail = await gmail_api_app(record, options)
     if gmail is None or options.tokens is None:
         return None

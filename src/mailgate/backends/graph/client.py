@@ -226,6 +226,10 @@ def api_base(api_url: str) -> str:
     return base if base.endswith("/" + API_VERSION) else f"{base}/{API_VERSION}"
 
 
+class GraphUncertain(ConnectError):
+    """A request that must not be repeated may or may not have reached Graph."""
+
+
 class GraphClient:
     """Requests against one mailbox (``/me`` or ``/users/{mailbox}``) with one account's token."""
 
@@ -318,6 +322,39 @@ class GraphClient:
                 continue
             code, message = graph_error_of(resp.content)
             raise map_error(resp.status_code, code, message, not_found=not_found)
+
+    async def post_once(
+        self, path: str, *, content: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """A POST that must not run twice (sendMail): retried only when Graph says it did not
+        act on it (401 before a token refresh, 429 with Retry-After); a network failure after
+        the request may have reached Graph raises :class:`GraphUncertain`."""
+        url = self.url(path)
+        refreshed = False
+        attempt = 0
+        while True:
+            hdrs = {**headers, "Authorization": f"Bearer {await self._token(force=refreshed)}"}
+            try:
+                async with self.limiter.slot():
+                    self.requests += 1
+                    resp = await self.http.client.post(url, content=content, headers=hdrs)
+            except httpx.ConnectError as exc:
+                raise ConnectError(f"Microsoft Graph is unreachable: {exc!r}") from exc
+            except httpx.HTTPError as exc:
+                raise GraphUncertain(f"the connection broke during a send: {exc!r}") from exc
+            if resp.status_code < 300:
+                return resp
+            if resp.status_code == 401 and not refreshed:
+                refreshed = True
+                continue
+            if resp.status_code == 429 and attempt + 1 < MAX_ATTEMPTS:
+                wait = retry_after(resp.headers, attempt)
+                self.limiter.pause(wait)
+                await asyncio.sleep(wait)
+                attempt += 1
+                continue
+            code, message = graph_error_of(resp.content)
+            raise map_error(resp.status_code, code, message, not_found="NotFound")
 
     async def get(self, path: str, **kw: Any) -> dict[str, Any]:
         resp = await self.request("GET", path, **kw)
