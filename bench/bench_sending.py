@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 import aiosmtplib
+from tests.servers.redis import start_redis
+from tests.servers.smtp import SmtpCapture, start_smtp_capture
 
 from mailgate.domain.account import AccountRecord, SmtpConfig
 from mailgate.services.sending.builder import Addr, Draft, build_message
@@ -34,8 +36,6 @@ from mailgate.store.accounts import AccountStore
 from mailgate.store.crypto import SecretBox
 from mailgate.store.events import EventLog
 from mailgate.store.redis import connect
-from tests.servers.redis import start_redis
-from tests.servers.smtp import SmtpCapture, start_smtp_capture
 
 ACCOUNT = "bench-sender"
 
@@ -55,8 +55,8 @@ def messages(count: int) -> list[bytes]:
 
 
 async def wait_count(capture: SmtpCapture, count: int) -> None:
-    while len(capture.messages) < count:
-        await asyncio.sleep(0.002)
+    """Until the capture holds ``count`` messages (its own condition, waited for in a thread)."""
+    await asyncio.to_thread(capture.wait_for, count, 600.0)
 
 
 async def run_mailgate(url: str, capture: SmtpCapture, raws: list[bytes]) -> tuple[float, float]:

@@ -668,3 +668,37 @@ async def test_smtp_xoauth2_with_a_refreshed_token(
         await apps.delete(app_id)
     finally:
         await client.aclose()
+
+
+def test_outbox_sends_with_xoauth2_for_oauth2_accounts(
+    mailgate: MailgateProcess,
+    dovecot: Dovecot,
+    auth: OAuth2Server,
+    mail_user: MailUser,
+    smtp_capture: SmtpCapture,
+) -> None:
+    """The outbox logs in to Dovecot's submission with a (refreshed) token, not a password."""
+    smtp = {
+        "host": dovecot.host,
+        "port": dovecot.submission_port,
+        "secure": False,
+        "tls": {"rejectUnauthorized": False},
+    }
+    with mailgate.client() as http:
+        app_id, client_id, _ = make_app(http, auth, dovecot, smtp=smtp)
+        account = register_token_account(http, auth, app_id, client_id, mail_user)
+        wait_state(http, account, "connected", timeout=LIVENESS)
+        resp = http.post(
+            f"/v1/account/{account}/submit",
+            json={
+                "from": {"address": mail_user.email},
+                "to": [{"address": "someone@example.org"}],
+                "subject": "sent with xoauth2",
+                "text": "hello",
+            },
+        )
+        assert resp.status_code == 200, resp.text
+        smtp_capture.wait_for(
+            1, timeout=30, predicate=lambda m: b"Subject: sent with xoauth2" in m.data
+        )
+        http.delete(f"/v1/account/{account}")

@@ -201,6 +201,7 @@ async def build_container(config: Config) -> Container:
             return await build_api_sender(record, options)
 
         container.sending.worker.delivery.api_senders = api_sender
+        container.sending.worker.delivery.smtp_credentials = oauth2.tokens.smtp_config
 
     if container.sending is not None:
 

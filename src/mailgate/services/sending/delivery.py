@@ -124,6 +124,8 @@ class Delivery:
     # Senders of accounts that send over a provider API (Gmail API, Graph) instead of SMTP:
     # set by the container from ``backends.registry.build_api_sender``; None -> SMTP for all.
     api_senders: Callable[[AccountRecord], Awaitable[Sender | None]] | None = None
+    #: fills an OAuth2 account's SMTP settings with a fresh token for XOAUTH2 (set by wiring)
+    smtp_credentials: Callable[[AccountRecord, SmtpConfig], Awaitable[SmtpConfig]] | None = None
 
     def __init__(
         self,
@@ -232,6 +234,16 @@ class Delivery:
                 phase=Phase.CONNECT,
                 error_code="ENOSMTP",
             )
+        if record.oauth2 and self.smtp_credentials is not None:
+            try:
+                return await self.smtp_credentials(record, record.smtp)
+            except MailgateError as exc:
+                raise SendError(
+                    f"Could not get an OAuth2 token for SMTP: {exc}",
+                    provenance=Provenance.NETWORK,
+                    phase=Phase.AUTH,
+                    error_code="EOAUTH2",
+                ) from exc
         return record.smtp
 
     async def _send(
