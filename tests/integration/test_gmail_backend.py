@@ -565,3 +565,28 @@ def test_rate_limit_storm_loses_and_repeats_nothing(
     assert sorted(ids) == sorted(delivered)  # none lost, none twice
     stats = fake.stats(email)
     assert stats.failed >= 7
+
+
+def test_reply_by_reference_threads_on_gmail(
+    http: httpx.Client,
+    fake: FakeGoogle,
+    app_id: str,
+    service: tuple[MailgateProcess, RedisServer],
+) -> None:
+    """``reference: {message, action: reply}`` reads the original through the Gmail backend."""
+    account, email = add_account(http, fake, app_id)
+    incoming = fake.deliver(email, mail("Referenced question"))
+    original_id = fake.mailbox(email).messages[incoming].message_id()
+    resp = http.post(
+        f"/v1/account/{account}/submit",
+        json={
+            "from": {"address": email},
+            "reference": {"message": incoming, "action": "reply"},
+            "text": "replying by reference",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    wait_event(service[1].url, account, "messageSent", timeout=30)
+    [raw] = [r for r in fake.sent(email) if b"replying by reference" in r]
+    assert f"In-Reply-To: {original_id}".encode() in raw
+    assert b"Subject: Re: Referenced question" in raw

@@ -335,3 +335,28 @@ def wait_event_named(redis_server: RedisServer, account: str, name: str) -> dict
         timeout=30,
         what=f"{name} for {account}",
     )
+
+
+def test_reply_by_reference_on_graph(
+    fake: FakeGraph, account: tuple[str, str, httpx.Client], redis_server: RedisServer
+) -> None:
+    """``reference: {message, action: reply}`` reads the original through the Graph backend."""
+    acc, upn, http = account
+    original = mime("Graph question", to=upn)
+    message_id = fake.deliver(upn, original)
+    resp = http.post(
+        f"/v1/account/{acc}/submit",
+        json={
+            "from": {"address": upn},
+            "reference": {"message": message_id, "action": "reply"},
+            "text": "graph reply by reference",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    wait_event_named(redis_server, acc, "messageSent")
+    [sent] = [m for m in fake.outbound if b"graph reply by reference" in m.raw]
+    original_header = next(
+        line for line in original.split(b"\n") if line.lower().startswith(b"message-id:")
+    )
+    assert b"In-Reply-To: " + original_header.split(b":", 1)[1].strip() in sent.raw
+    assert b"Subject: Re: Graph question" in sent.raw

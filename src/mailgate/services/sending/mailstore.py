@@ -1,36 +1,21 @@
-"""The IMAP side of sending: read a referenced message or draft, flag it, copy to Sent.
+"""The mailbox side of sending: read a referenced message or draft, flag it, copy to Sent.
 
-Every operation borrows a connection from the account's API pool (never the watcher's), selects
-the mailbox it needs (a pooled connection may have another one selected) and checks UIDVALIDITY
-against the message id, so a message id never names another message after a mailbox reset.
+Everything goes through the account's :class:`~mailgate.backends.base.MailBackend`, so replies,
+forwards and drafts work the same on IMAP, Gmail API and Microsoft Graph accounts; message ids
+are the backend's own (for IMAP they carry the mailbox's UIDVALIDITY, so an id never names
+another message after a mailbox reset).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from mailgate.backends.imap.backend import ImapBackend
+from mailgate.backends.base import Download, FlagChanges, MailBackend, MessageChanges
 from mailgate.backends.registry import BackendCache
 from mailgate.domain.account import AccountRecord
-from mailgate.domain.ids import unpack_message_id
-from mailgate.errors import BadRequest, CommandError, NotFound
+from mailgate.errors import BadRequest
 from mailgate.store.mailboxes import MailboxRegistry
 
-from .references import HEADER_FIELDS
-
-
-@dataclass(frozen=True)
-class Located:
-    path: str
-    uid: int
-    uidvalidity: int
-
-
-def _body(attrs: dict[str, object]) -> bytes | None:
-    for key, value in attrs.items():
-        if key.startswith("BODY[") and isinstance(value, bytes):
-            return value
-    return None
+MAX_REFERENCED_BYTES = 64 * 1024 * 1024  # largest message read back to reply to or forward
+MAX_HEADER_BYTES = 256 * 1024  # header block read to thread a reply
 
 
 class MailStore:
@@ -38,75 +23,67 @@ class MailStore:
         self.backends = backends
         self.registry = registry
 
-    async def backend(self, record: AccountRecord) -> ImapBackend:
-        backend = await self.backends.get(record)
-        if not isinstance(backend, ImapBackend):
-            raise BadRequest("This account does not support IMAP operations", "NoImapAccess")
-        return backend
+    async def backend(self, record: AccountRecord) -> MailBackend:
+        return await self.backends.get(record)
 
-    async def locate(self, account: str, message: str) -> Located:
-        mailbox_no, uid = unpack_message_id(message)
-        found = await self.registry.lookup(account, mailbox_no)
-        if found is None:
-            raise NotFound("Requested message was not found", "MessageNotFound")
-        path, uidvalidity = found
-        return Located(path, uid, uidvalidity)
-
-    async def _fetch(self, record: AccountRecord, message: str, item: str) -> bytes:
-        where = await self.locate(record.account, message)
-        backend = await self.backend(record)
-        async with backend.pool.acquire() as client:
-            try:
-                box = await client.select(where.path, readonly=True)
-            except CommandError as exc:
-                raise NotFound("Requested message was not found", "MessageNotFound") from exc
-            if box.uidvalidity is not None and box.uidvalidity != where.uidvalidity:
-                raise NotFound("Requested message was not found", "MessageNotFound")
-            result = await client.uid_fetch([where.uid], ["UID", item])
-        for resp in result:
-            if resp.uid == where.uid:
-                body = _body(resp.attrs)
-                if body is not None:
-                    return body
-        raise NotFound("Requested message was not found", "MessageNotFound")
+    @staticmethod
+    async def _read(download: Download, limit: int, *, until_headers: bool = False) -> bytes:
+        buf = bytearray()
+        try:
+            async for chunk in download.chunks:
+                buf += chunk
+                if until_headers and (b"\r\n\r\n" in buf or b"\n\n" in buf):
+                    break
+                if len(buf) > limit:
+                    if until_headers:
+                        break
+                    raise BadRequest(
+                        f"The referenced message is larger than {limit} bytes", "MessageTooLarge"
+                    )
+        finally:
+            close = getattr(download.chunks, "aclose", None)
+            if close is not None:
+                await close()
+        return bytes(buf)
 
     async def headers(self, record: AccountRecord, message: str) -> bytes:
-        """The threading/addressing header fields of a stored message."""
-        fields = " ".join(HEADER_FIELDS)
-        return await self._fetch(record, message, f"BODY.PEEK[HEADER.FIELDS ({fields})]")
+        """The header block of a stored message (for threading and addressing a reply)."""
+        backend = await self.backend(record)
+        data = await self._read(
+            await backend.message_source(message), MAX_HEADER_BYTES, until_headers=True
+        )
+        for sep in (b"\r\n\r\n", b"\n\n"):
+            if sep in data:
+                return data.split(sep, 1)[0] + sep
+        return data
 
     async def raw(self, record: AccountRecord, message: str) -> bytes:
         """The full RFC 822 source of a stored message."""
-        return await self._fetch(record, message, "BODY.PEEK[]")
+        backend = await self.backend(record)
+        return await self._read(await backend.message_source(message), MAX_REFERENCED_BYTES)
+
+    async def attachment(
+        self, record: AccountRecord, attachment: str
+    ) -> tuple[bytes, str | None, str | None]:
+        """A stored attachment's decoded bytes, content type and filename (for forwards)."""
+        backend = await self.backend(record)
+        download = await backend.download_attachment(attachment)
+        content = await self._read(download, MAX_REFERENCED_BYTES)
+        return content, download.content_type, download.filename
 
     async def add_flag(self, record: AccountRecord, message: str, flag: str) -> None:
-        where = await self.locate(record.account, message)
         backend = await self.backend(record)
-        async with backend.pool.acquire() as client:
-            box = await client.select(where.path)
-            if box.uidvalidity is not None and box.uidvalidity != where.uidvalidity:
-                raise NotFound("Requested message was not found", "MessageNotFound")
-            await client.uid_store([where.uid], "+FLAGS", [flag])
+        await backend.update_message(message, MessageChanges(flags=FlagChanges(add=(flag,))))
 
     async def delete(self, record: AccountRecord, message: str) -> None:
         """Remove a stored message (a sent draft) for good."""
-        where = await self.locate(record.account, message)
         backend = await self.backend(record)
-        async with backend.pool.acquire() as client:
-            box = await client.select(where.path)
-            if box.uidvalidity is not None and box.uidvalidity != where.uidvalidity:
-                raise NotFound("Requested message was not found", "MessageNotFound")
-            await client.uid_store([where.uid], "+FLAGS", ["\\Deleted"])
-            if client.has_capability("UIDPLUS"):
-                await client.uid_expunge([where.uid])
-            else:
-                await client.expunge()
+        await backend.delete_message(message, force=True)
 
     async def append_sent(self, record: AccountRecord, path: str | None, raw: bytes) -> str:
         """Append ``raw`` to ``path`` (or the special-use Sent folder) as seen; returns the path."""
         backend = await self.backend(record)
         target = path or (record.imap.sent_mail_path if record.imap else None) or "\\Sent"
         target = await backend.resolve_path(target)
-        async with backend.pool.acquire() as client:
-            await client.append(target, raw, flags=["\\Seen"])
+        await backend.append_message(target, raw, flags=["\\Seen"])
         return target

@@ -16,7 +16,6 @@ from typing import Any
 
 from mailgate.backends.smtp.sender import Envelope
 from mailgate.domain.account import AccountRecord
-from mailgate.domain.ids import pack_message_id, unpack_attachment_id
 from mailgate.errors import BadRequest, NotFound
 from mailgate.protocols.mime import decode_part, parse_message
 from mailgate.services.accounts import AccountService
@@ -358,13 +357,7 @@ class SubmitService:
     async def _referenced_attachment(
         self, record: AccountRecord, attachment_id: str
     ) -> tuple[bytes, str | None, str | None]:
-        mailbox_no, uid, part = unpack_attachment_id(attachment_id)
-        raw = await self.mailstore.raw(record, pack_message_id(mailbox_no, uid))
-        found = decode_part(raw, part)
-        if found is None:
-            raise NotFound("Attachment not found", "AttachmentNotFound")
-        content, info = found
-        return content, info.content_type, info.filename
+        return await self.mailstore.attachment(record, attachment_id)
 
     async def _enqueue(
         self,
