@@ -180,6 +180,9 @@ def test_stats_metrics_and_status(mailgate: MailgateProcess) -> None:
         assert resp.status_code == 200
         assert 'mailgate_accounts{state="connected"}' in resp.text
         assert "mailgate_redis_ping_seconds" in resp.text
+        assert 'mailgate_webhook_queue{state="waiting"}' in resp.text
+        assert 'mailgate_outbox_jobs{state="waiting"}' in resp.text
+        assert "mailgate_event_loop_lag_seconds" in resp.text
         assert http.get("/v1/accounts").status_code == 403  # metrics tokens do not open the API
     out = mailgate.cli("status").stdout.strip().splitlines()
     assert out and '"roles": "all"' in out[0]

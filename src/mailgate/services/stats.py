@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import time
 from collections import Counter
@@ -12,6 +13,8 @@ from redis.asyncio import Redis
 
 from mailgate import __version__
 from mailgate.domain.account import AccountState
+from mailgate.services.sending.outbox import Outbox
+from mailgate.services.webhooks.queue import WebhookQueue
 from mailgate.store import keys
 from mailgate.store.accounts import AccountStore
 from mailgate.store.leases import LeaseStore
@@ -68,6 +71,12 @@ class StatsService:
             "nodes": await self.nodes(),
         }
 
+    async def event_loop_lag(self) -> float:
+        """Seconds a zero-length sleep takes beyond zero: how busy this process's loop is."""
+        started = time.perf_counter()
+        await asyncio.sleep(0)
+        return time.perf_counter() - started
+
     async def metrics(self, *, runners: int) -> bytes:
         """Prometheus text exposition, computed at scrape time from Redis."""
         registry = CollectorRegistry()
@@ -94,4 +103,17 @@ class StatsService:
             "mailgate_info", "Version information", ["version", "redis"], registry=registry
         )
         info.labels(version=__version__, redis=text(version)).set(1)
+        lag = Gauge("mailgate_event_loop_lag_seconds", "Event-loop lag", registry=registry)
+        lag.set(await self.event_loop_lag())
+        webhooks = await WebhookQueue(self.redis).stats()
+        wh = Gauge(
+            "mailgate_webhook_queue", "Webhook events by state", ["state"], registry=registry
+        )
+        for name in ("waiting", "delayed", "active", "completed", "failed"):
+            value = webhooks.get(name)
+            if isinstance(value, int):
+                wh.labels(state=name).set(value)
+        outbox = Gauge("mailgate_outbox_jobs", "Outbox jobs by state", ["state"], registry=registry)
+        for name, count in (await Outbox(self.redis).counts()).items():
+            outbox.labels(state=name).set(count)
         return generate_latest(registry)
