@@ -105,7 +105,7 @@ class StatsService:
         info.labels(version=__version__, redis=text(version)).set(1)
         lag = Gauge("mailgate_event_loop_lag_seconds", "Event-loop lag", registry=registry)
         lag.set(await self.event_loop_lag())
-        webhooks = await WebhookQueue(self.redis).stats()
+        webhooks = (await WebhookQueue(self.redis).stats()).get("jobs", {})
         wh = Gauge(
             "mailgate_webhook_queue", "Webhook events by state", ["state"], registry=registry
         )
