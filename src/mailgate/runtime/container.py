@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from mailgate.backends.base import Watcher
 from mailgate.backends.gmail.watcher import SyncContext as GmailSyncContext
 from mailgate.backends.graph.client import GraphHttp
+from mailgate.backends.imap import pacing as imap_pacing
 from mailgate.backends.imap.sync import AccountSyncer
 from mailgate.backends.registry import (
     BackendCache,
@@ -140,6 +141,7 @@ async def open_redis(config: Config) -> tuple[Redis, EmbeddedRedis | None]:
 
 
 async def build_container(config: Config) -> Container:
+    imap_pacing.configure(config.logins_per_second)
     redis, embedded = await open_redis(config)
     secret = load_or_create_secret(config.secret, config.data)
     box = SecretBox(secret)

@@ -10,6 +10,7 @@ import structlog
 
 from mailgate import __version__
 from mailgate.backends.imap.client import ImapClient, ImapTimeouts
+from mailgate.backends.imap.pacing import pacer
 from mailgate.domain.account import ImapConfig
 from mailgate.errors import AuthenticationError, CommandError, ConfigError
 
@@ -64,6 +65,7 @@ async def open_session(
 ) -> ImapClient:
     """An authenticated client with CONDSTORE/QRESYNC enabled where the server offers them."""
     verify = not ignore_cert_errors and (cfg.tls is None or cfg.tls.reject_unauthorized)
+    await pacer().wait(cfg.host)
     client = await ImapClient.connect(
         cfg.host,
         cfg.port,
