@@ -4,12 +4,16 @@ Runs the backend and the sync engine in-process against the fake Google (which c
 call and its quota units, batch parts one by one) and a private Redis. Prints, per operation,
 what mailgate spent next to the fewest Gmail calls the API allows for the same answer:
 
-- a listing page of 20 (exact total, summaries): labels.get + messages.list + 20 messages.get
+- a listing page of 20 (exact total, summaries with attachments and text ids): labels.get +
+  messages.list + 20 messages.get (format=full cut by ``fields`` to the MIME tree: the same 5
+  units a message as format=metadata)
 - reading one message: one messages.get (format=raw)
 - each new message announced: one messages.get (its summary), history.list amortized
 - the first (full) index of a 10,000-message account: one messages.list per 500 ids of the
   account and of each label (label bits without fetching messages), against the naive
-  messages.get per message; then its wall time with 50 ms added to every response.
+  messages.get per message; the Redis memory of its index (packed 12-byte records); the cost
+  of an interrupted first index resumed (pages listed twice); then its wall time with 50 ms
+  added to every response.
 
 Usage: ``python -m bench.bench_gmail [messages]`` (default 10000).
 """
@@ -22,19 +26,23 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from redis.asyncio import Redis
 from tests.fakes.google import MODIFY_SCOPE, FakeGoogle, start_fake_google
 from tests.servers.redis import start_redis
 
 from mailgate.backends.base import PageRequest, ReadOptions
 from mailgate.backends.gmail.backend import GmailBackend
+from mailgate.backends.gmail.baseline import FirstIndex
 from mailgate.backends.gmail.client import GmailClient, close_shared_http
+from mailgate.backends.gmail.index import LabelBits, index_memory
 from mailgate.backends.gmail.labels import LabelCache
 from mailgate.backends.gmail.quota import QuotaBudget, units_of
 from mailgate.backends.gmail.sync import GmailSyncer
 from mailgate.domain.sync import SyncOptions
-from mailgate.store.commit import Committer
+from mailgate.store.commit import Batch, Committer
 from mailgate.store.redis import connect
 
 LATENCY = 0.05  # seconds added to every response for the wall-time run
@@ -100,6 +108,52 @@ def line(name: str, ours: tuple[int, int], http: int, best: tuple[int, int]) -> 
     )
 
 
+async def forget(redis: Redis) -> None:
+    """Drop the bench account's sync state (its first index starts over)."""
+    doomed = [key async for key in redis.scan_iter(match="mg:{bench}:*", count=1000)]
+    if doomed:
+        await redis.delete(*doomed)
+
+
+class Interrupted(Exception):
+    pass
+
+
+class StoppingCommitter(Committer):
+    """Commits until ``limit`` page commits, then fails like a process that died there."""
+
+    def __init__(self, redis: Redis, limit: int | None) -> None:
+        super().__init__(redis, "bench", None)
+        self.limit, self.commits = limit, 0
+
+    async def commit(self, batch: Batch) -> None:
+        if self.limit is not None and self.commits >= self.limit:
+            raise Interrupted
+        await super().commit(batch)
+        self.commits += 1
+
+
+async def pages_of_first_index(
+    redis: Redis,
+    client: Callable[[], GmailClient],
+    backend: GmailBackend,
+    options: SyncOptions,
+    limit: int | None,
+) -> int:
+    """messages.list calls of one first-index run (stopped after ``limit`` page commits)."""
+    committer = StoppingCommitter(redis, limit)
+    gmail = client()
+    syncer = GmailSyncer("bench", gmail, LabelCache(backend._fetch_labels), redis,
+                         committer, options)  # fmt: skip
+    first = FirstIndex(syncer, await syncer.labels.get(fresh=True))
+    syncer.bits = await LabelBits.load(redis, "bench")
+    try:
+        await first.run(announce=False)
+    except* Interrupted:
+        pass
+    return gmail.stats.by_method.get("messages.list", 0)
+
+
 async def run(count: int) -> None:
     fake = start_fake_google(quota_units_per_second=None)
     redis_dir = Path(tempfile.mkdtemp(prefix="mg-bench-gmail-"))
@@ -150,7 +204,7 @@ async def run(count: int) -> None:
         sync_client = client()
         syncer = GmailSyncer("bench", sync_client, LabelCache(backend._fetch_labels), redis,
                              Committer(redis, "bench", None), options)  # fmt: skip
-        await redis.delete("mg:{bench}:gm:state", "mg:{bench}:gm:ix", "mg:{bench}:sync")
+        await forget(redis)
         counter.mark()
         started = time.perf_counter()
         await syncer.run_pass()
@@ -183,13 +237,23 @@ async def run(count: int) -> None:
             f"{requests / NEW_MESSAGES:.2f} | {units / NEW_MESSAGES:.2f} | {http / NEW_MESSAGES:.2f} | "
             f"1 | {units_of('messages.get')} | {units / NEW_MESSAGES / units_of('messages.get'):.2f} |"
         )
-        memory = await redis.memory_usage("mg:{bench}:gm:ix") or 0
+        memory = await index_memory(redis, "bench", syncer.chunk_bits or 0)
         print(f"\nindex: {memory} bytes of Redis for {count + NEW_MESSAGES} messages "
               f"({memory / (count + NEW_MESSAGES):.1f} B/message); first index {elapsed:.2f} s "
               f"without added latency")  # fmt: skip
 
+        # an interrupted first index: stopped after a third of its pages, then resumed
+        await forget(redis)
+        whole = await pages_of_first_index(redis, client, backend, options, None)
+        await forget(redis)
+        before_stop = await pages_of_first_index(redis, client, backend, options, whole // 3)
+        resumed = await pages_of_first_index(redis, client, backend, options, None)
+        print(f"first index stopped after {whole // 3 - 1} of {whole} pages committed, resumed: "
+              f"{before_stop} + {resumed} messages.list calls "
+              f"({before_stop + resumed - whole} listed twice)")  # fmt: skip
+
         fake.set_latency(LATENCY)
-        await redis.delete("mg:{bench}:gm:state", "mg:{bench}:gm:ix", "mg:{bench}:sync")
+        await forget(redis)
         slow = GmailSyncer("bench", client(), LabelCache(backend._fetch_labels), redis,
                            Committer(redis, "bench", None), options)  # fmt: skip
         started = time.perf_counter()

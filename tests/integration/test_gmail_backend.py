@@ -18,10 +18,20 @@ from typing import Any
 
 import httpx
 import pytest
+import redis as redis_lib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailgate.backends.gmail.client import GmailClient
+from mailgate.backends.gmail.index import GmailIndex
+from mailgate.backends.gmail.labels import LabelCache
+from mailgate.backends.gmail.quota import QuotaBudget
+from mailgate.backends.gmail.sync import GmailSyncer, decode_bits
+from mailgate.domain.sync import SyncOptions
 from mailgate.services.oauth2.tokens import iso_from_epoch
+from mailgate.store import keys
+from mailgate.store.commit import Batch, Committer, LeaseLost
+from mailgate.store.redis import connect, str_map
 from tests.fakes.google import MAIL_SCOPE, MODIFY_SCOPE, FakeGoogle, start_fake_google
 from tests.integration.helpers import account_events, wait_event, wait_for, wait_state
 from tests.servers.mailgate import MailgateProcess
@@ -242,6 +252,34 @@ def test_listing_pages_with_exact_totals_and_reads_byte_identical(
     assert fake.stats(email).method("messages.attachments.get").requests == before + 1
 
 
+def test_listing_entries_carry_attachments_and_text_like_details(
+    http: httpx.Client, fake: FakeGoogle, app_id: str
+) -> None:
+    account, email = add_account(http, fake, app_id)
+    payload = bytes(range(256)) * 12
+    message = fake.deliver(email, mail("with file", attachment=payload), ["INBOX"])
+    plain = fake.deliver(email, mail("no file"), ["INBOX"])
+    before = fake.stats(email).method("messages.get").requests
+    listing = http.get(f"/v1/account/{account}/messages", params={"path": "INBOX"}).json()
+    assert fake.stats(email).method("messages.get").requests == before + 2  # one get each
+    entries = {m["id"]: m for m in listing["messages"]}
+    entry, bare = entries[message], entries[plain]
+    details = http.get(f"/v1/account/{account}/message/{message}").json()
+    assert [a["id"] for a in entry["attachments"]] == [a["id"] for a in details["attachments"]]
+    [listed] = entry["attachments"]
+    [detailed] = details["attachments"]
+    assert listed["filename"] == "data.bin" and listed["contentType"] == "application/octet-stream"
+    assert abs(listed["encodedSize"] - detailed["encodedSize"]) <= 4  # estimated from Gmail's
+    assert entry["text"]["id"] == details["text"]["id"]
+    assert set(entry["text"]["encodedSize"]) == {"plain"}
+    assert entry["preview"].startswith("hello")
+    assert bare["attachments"] == [] and bare["text"]["id"]
+    got = http.get(f"/v1/account/{account}/attachment/{listed['id']}")
+    assert got.status_code == 200 and got.content == payload
+    text = http.get(f"/v1/account/{account}/text/{entry['text']['id']}").json()
+    assert text["plain"].strip() == "hello"
+
+
 # -- flags, labels, move, delete -----------------------------------------------------------------
 def test_flags_labels_move_and_delete(http: httpx.Client, fake: FakeGoogle, app_id: str) -> None:
     account, email = add_account(http, fake, app_id, scopes=(MODIFY_SCOPE, MAIL_SCOPE))
@@ -389,6 +427,95 @@ def test_changes_become_events_and_expired_history_resets(
     assert len(ids) == len(set(ids)) == 7
 
 
+class _Tokens:
+    def __init__(self, user: str, token: str) -> None:
+        self.user, self.token = user, token
+
+    async def access_token(self, account: str, *, force_refresh: bool = False) -> tuple[str, str]:
+        return self.user, self.token
+
+
+class _DiesAfter(Committer):
+    """A committer whose lease is lost after ``limit`` commits (the process stops there)."""
+
+    def __init__(self, redis: Any, account: str, limit: int) -> None:
+        super().__init__(redis, account, None)
+        self.limit = limit
+
+    async def commit(self, batch: Batch) -> None:
+        if self.limit <= 0:
+            raise LeaseLost("lease moved (test)")
+        self.limit -= 1
+        await super().commit(batch)
+
+
+async def test_first_index_resumes_from_the_last_page_committed(
+    fake: FakeGoogle, service: tuple[MailgateProcess, RedisServer]
+) -> None:
+    email = f"u{uuid.uuid4().hex[:8]}@gmail.test"
+    tokens = _Tokens(email, fake.add_user(email, (MODIFY_SCOPE,)))
+    box = fake.mailbox(email)
+    work = box.create_label({"name": "Work"}).id
+    for n in range(40):
+        labels = ["INBOX"] + (["UNREAD"] if n % 2 else []) + ([work] if n % 5 == 0 else [])
+        fake.deliver(email, mail(f"m{n}"), labels, internal_date_ms=1_700_000_000_000 + n)
+    redis = connect(service[1].url)
+    options = SyncOptions(indexer="full")
+
+    def syncer(account: str, committer: Committer) -> GmailSyncer:
+        client = GmailClient(account, tokens, fake.url, budget=QuotaBudget())
+
+        async def fetch_labels() -> list[dict[str, Any]]:
+            return list((await client.request("labels.list", "GET", "labels"))["labels"])
+
+        return GmailSyncer(account, client, LabelCache(fetch_labels), redis, committer,
+                           options, page_size=5)  # fmt: skip
+
+    def list_calls() -> int:
+        return fake.stats(email).method("messages.list").requests
+
+    try:
+        # what a whole first index costs, on an account of its own
+        before = list_calls()
+        reference = f"gm-ref-{uuid.uuid4().hex[:8]}"
+        await syncer(reference, Committer(redis, reference, None)).run_pass()
+        whole = list_calls() - before
+
+        account = f"gm-resume-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(LeaseLost):  # dies after the start and 6 pages
+            await syncer(account, _DiesAfter(redis, account, 7)).run_pass()
+        state = str_map(await redis.hgetall(keys.gmail_state(account)))
+        assert "historyId" not in state  # not indexed yet...
+        progress = str_map(await redis.hgetall(keys.gmail_baseline(account)))
+        assert any(k.startswith(("t:", "d:")) for k in progress)  # ...but 6 pages are kept
+        late = fake.deliver(email, mail("during the index"), ["INBOX", work])
+
+        before = list_calls()
+        resumed = syncer(account, Committer(redis, account, None))
+        await resumed.run_pass()
+        assert list_calls() - before <= whole - 6 + 1  # committed pages are not listed again
+        assert not await redis.exists(keys.gmail_baseline(account))
+        assert not await redis.exists(keys.gmail_baseline_stage(account))
+        state = str_map(await redis.hgetall(keys.gmail_state(account)))
+        assert int(state["historyId"]) >= int(progress["historyId"])
+
+        truth = {m.id: set(m.labels) for m in box.messages.values()}
+        assert late in truth
+        index = GmailIndex(account, resumed.chunk_bits or 0)
+        found = await index.lookup(redis, list(truth))
+        bits = resumed.bits.bits
+        for message_id, labels in truth.items():
+            value = found[message_id]
+            assert value is not None, message_id
+            assert set(decode_bits(value, bits)) == {x for x in labels if not x.startswith("CAT")}
+        initialized = [
+            e for e in account_events(service[1].url, account) if e["event"] == "accountInitialized"
+        ]
+        assert len(initialized) == 1
+    finally:
+        await redis.aclose()
+
+
 def test_fast_indexer_reports_new_mail_only(
     http: httpx.Client,
     fake: FakeGoogle,
@@ -501,6 +628,16 @@ def test_pubsub_push_delivers_and_acks_after_commit(
         entry["subscription"]["subscription"] == "projects/fake-project/subscriptions/mg-push-sub"
     )
     assert entry["pubSubError"] is None
+
+    # deleting the account stops its watch and forgets its Pub/Sub route
+    routes = f"mg:{{mg}}:gm:pubsub:routes:{pubsub_app}"
+    with redis_lib.Redis.from_url(redis_url) as redis_client:
+        assert redis_client.hget(routes, email) == account.encode()
+        stops = fake.stats(email).method("stop").requests
+        assert http.delete(f"/v1/account/{account}").status_code == 200
+        wait_for(lambda: fake.mailbox(email).watch is None, what="users.stop")
+        wait_for(lambda: redis_client.hget(routes, email) is None, what="route dropped")
+    assert fake.stats(email).method("stop").requests == stops + 1
 
 
 # -- sending --------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ listing, byte-identical source, attachments, flags/categories, move (id kept), d
 across folders, search (to/cc via KQL), upload, bulk, shared mailboxes, change events by delta
 (incl. an expired delta token → mailboxReset), subscriptions (handshake, notifications, renewal on
 lifecycle events, removal when the account goes) and 429 storms.
+
+The subscription lifecycle (``missed`` catch-up, renewal before expiry), ``notifyText`` /
+``notifyHeaders`` and flag changes by another client run against a private service (own Redis,
+``resyncDelay`` of an hour so only a catch-up or a notification explains an event, 8-second
+subscriptions so a renewal is seen quickly, ``notifyText`` on).
 """
 
 from __future__ import annotations
@@ -14,17 +19,19 @@ import base64
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
 
+from mailgate.backends.graph.watcher import LIFETIME_ENV
 from mailgate.services.oauth2.tokens import iso_from_epoch
 from tests.fakes.graph import FakeGraph, start_fake_graph
 from tests.integration.helpers import account_events, wait_for, wait_state
 from tests.servers.mailgate import MailgateProcess
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -43,23 +50,28 @@ def fake() -> Iterator[FakeGraph]:
 @pytest.fixture(scope="module")
 def app_id(fake: FakeGraph, mailgate: MailgateProcess) -> str:
     with mailgate.client() as http:
-        resp = http.post(
-            "/v1/oauth2",
-            json={
-                "name": "Graph tests",
-                "provider": "outlook",
-                "enabled": True,
-                "baseScopes": "api",
-                "clientId": CLIENT_ID,
-                "clientSecret": CLIENT_SECRET,
-                "apiUrl": fake.url,
-                "tokenUrl": f"{fake.url}/common/oauth2/v2.0/token",
-                "authorizationUrl": f"{fake.url}/common/oauth2/v2.0/authorize",
-            },
-        )
-        assert resp.status_code == 200, resp.text
+        app = create_app(http, fake)
         set_service_url(http, mailgate)
-        return str(resp.json()["id"])
+        return app
+
+
+def create_app(http: httpx.Client, fake: FakeGraph) -> str:
+    resp = http.post(
+        "/v1/oauth2",
+        json={
+            "name": "Graph tests",
+            "provider": "outlook",
+            "enabled": True,
+            "baseScopes": "api",
+            "clientId": CLIENT_ID,
+            "clientSecret": CLIENT_SECRET,
+            "apiUrl": fake.url,
+            "tokenUrl": f"{fake.url}/common/oauth2/v2.0/token",
+            "authorizationUrl": f"{fake.url}/common/oauth2/v2.0/authorize",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["id"])
 
 
 def set_service_url(http: httpx.Client, mailgate: MailgateProcess) -> None:
@@ -238,6 +250,9 @@ def test_thread_search_upload_bulk(fake: FakeGraph, account: tuple[str, str, htt
     )
     assert up.status_code == 200, up.text
     assert fake.message(upn, up.json()["id"]).is_read
+    # Graph keeps MIME uploads as drafts (isDraft is read-only in v1.0): reported as such
+    uploaded = http.get(f"/v1/account/{acc}/message/{up.json()['id']}").json()
+    assert uploaded["draft"] is True and "\\Draft" in uploaded["flags"]
 
     bulk = http.put(
         f"/v1/account/{acc}/messages",
@@ -360,3 +375,221 @@ def test_reply_by_reference_on_graph(
     )
     assert b"In-Reply-To: " + original_header.split(b":", 1)[1].strip() in sent.raw
     assert b"Subject: Re: Graph question" in sent.raw
+
+
+# -- subscription lifecycle, notifyText / notifyHeaders, flags by another client -------------
+
+#: Subscription lifetime of the private service (seconds): renewed a quarter before, at ~6 s.
+SHORT_LIFETIME = 8
+
+
+@pytest.fixture(scope="module")
+def private(
+    fake: FakeGraph, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[MailgateProcess, RedisServer, str]]:
+    """A service of its own: an hour's resyncDelay, short subscriptions, notifyText on."""
+    redis = start_redis(tmp_path_factory.mktemp("graph-redis"))
+    proc = MailgateProcess(
+        tmp_path_factory.mktemp("graph-mailgate"),
+        redis_url=redis.url,
+        env={LIFETIME_ENV: str(SHORT_LIFETIME)},
+    )
+    try:
+        proc.start()
+        with proc.client() as http:
+            app = create_app(http, fake)
+            resp = http.post(
+                "/v1/settings",
+                json={
+                    "serviceUrl": proc.base_url,
+                    "resyncDelay": 3600,
+                    "notifyText": True,
+                    "notifyTextSize": 12,
+                    "notifyHeaders": ["Subject", "X-Tracking"],
+                },
+            )
+            assert resp.status_code == 200, resp.text
+        yield proc, redis, app
+    finally:
+        proc.stop()
+        redis.stop()
+
+
+@pytest.fixture
+def quiet(
+    fake: FakeGraph, private: tuple[MailgateProcess, RedisServer, str]
+) -> Iterator[tuple[str, str, httpx.Client, RedisServer]]:
+    proc, redis, app = private
+    upn, token = new_user(fake)
+    with proc.client() as http:
+        acc = register(http, app, upn, token)
+        wait_state(http, acc, "connected", timeout=30)
+        wait_for(lambda: events_of(redis, acc, "accountInitialized"), timeout=30)
+        yield acc, upn, http, redis
+        http.delete(f"/v1/account/{acc}")
+
+
+def subscription_of(fake: FakeGraph, account: str) -> str:
+    """The id of the (one) subscription whose notificationUrl is the account's."""
+
+    def probe() -> list[str]:
+        with fake.lock:
+            subs = list(fake.subscriptions.values())
+        return [s.id for s in subs if s.notification_url.endswith(f"/notifications/{account}")]
+
+    found = wait_for(probe, timeout=10, what=f"subscription of {account}")
+    assert len(found) == 1, found
+    return found[0]
+
+
+def new_event(redis_server: RedisServer, account: str, mid: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: next(
+            (e for e in events_of(redis_server, account, "messageNew") if e["data"]["id"] == mid),
+            None,
+        ),
+        timeout=10,
+        what=f"messageNew {mid}",
+    )
+
+
+def test_reauthorization_required_renews_the_subscription(
+    fake: FakeGraph, account: tuple[str, str, httpx.Client]
+) -> None:
+    acc, _, _ = account
+    sub_id = subscription_of(fake, acc)
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    with fake.lock:
+        fake.subscriptions[sub_id].expiration = soon
+    fake.trigger_lifecycle(sub_id, "reauthorizationRequired")
+
+    def renewed() -> bool:
+        with fake.lock:
+            sub = fake.subscriptions.get(sub_id)
+            return sub is not None and sub.expiration > soon + timedelta(hours=12)
+
+    wait_for(renewed, timeout=10, what="PATCH of the subscription")
+    assert subscription_of(fake, acc) == sub_id  # renewed, not created again
+
+
+def test_missed_notifications_caught_up_by_delta(
+    fake: FakeGraph, quiet: tuple[str, str, httpx.Client, RedisServer]
+) -> None:
+    acc, upn, _, redis = quiet
+    sub_id = subscription_of(fake, acc)
+    with fake.lock:  # the notification of this delivery is lost
+        sub = fake.subscriptions.pop(sub_id)
+        lost = fake.deliver(upn, mime("Lost notification"))
+        fake.subscriptions[sub_id] = sub
+    time.sleep(1.5)
+    assert not [e for e in events_of(redis, acc, "messageNew") if e["data"]["id"] == lost]
+    start = time.monotonic()
+    fake.trigger_lifecycle(sub_id, "missed")
+    event = new_event(redis, acc, lost)
+    assert time.monotonic() - start < 5  # the catch-up, not the hour's resync
+    assert event["path"] == "INBOX" and event["data"]["subject"] == "Lost notification"
+
+
+def test_subscription_renewed_before_expiry(
+    fake: FakeGraph, quiet: tuple[str, str, httpx.Client, RedisServer]
+) -> None:
+    acc, upn, _, redis = quiet
+    sub_id = subscription_of(fake, acc)
+    with fake.lock:
+        first = fake.subscriptions[sub_id].expiration
+    assert first - datetime.now(UTC) <= timedelta(seconds=SHORT_LIFETIME + 1)
+    passes = len(events_of(redis, acc, "messageNew"))
+
+    def renewed() -> bool:
+        with fake.lock:
+            sub = fake.subscriptions.get(sub_id)
+            return sub is not None and sub.expiration > first
+
+    wait_for(renewed, timeout=SHORT_LIFETIME + 5, what="renewal before expiry")
+    assert subscription_of(fake, acc) == sub_id
+    # still notified after the first lifetime has passed
+    time.sleep(max(0.0, (first - datetime.now(UTC)).total_seconds()) + 0.5)
+    mid = fake.deliver(upn, mime("After renewal"))
+    new_event(redis, acc, mid)
+    assert len(events_of(redis, acc, "messageNew")) == passes + 1
+
+
+def rich_mime(subject: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Bob Sender <bob@example.test>"
+    msg["To"] = "alice@contoso.test"
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@example.test>"
+    msg["X-Tracking"] = "abc  123"
+    msg["X-Other"] = "not asked for"
+    msg["Date"] = "Mon, 01 Apr 2024 10:00:00 +0000"
+    msg.set_content("Plain text body that is long\n")
+    msg.add_alternative("<p>HTML</p>\n", subtype="html")
+    return msg.as_bytes()
+
+
+def test_notify_text_and_headers(
+    fake: FakeGraph, quiet: tuple[str, str, httpx.Client, RedisServer]
+) -> None:
+    acc, upn, http, redis = quiet
+    mid = fake.deliver(upn, rich_mime("With text"))
+    data = new_event(redis, acc, mid)["data"]
+    assert data["headers"] == {"subject": ["With text"], "x-tracking": ["abc 123"]}
+    text = data["text"]
+    assert text["id"] == f"{mid}~text"
+    assert text["plain"] == "Plain text b"  # notifyTextSize 12
+    assert text["html"] == "<p>HTML</p>\n"
+    assert text["hasMore"] is True
+
+    # headers only: read from internetMessageHeaders, no text
+    resp = http.post("/v1/settings", json={"notifyText": False})
+    assert resp.status_code == 200, resp.text
+    try:
+        mid2 = fake.deliver(upn, rich_mime("Headers only"))
+        data2 = new_event(redis, acc, mid2)["data"]
+        assert data2["headers"] == {"subject": ["Headers only"], "x-tracking": ["abc 123"]}
+        assert data2["text"] == {"id": f"{mid2}~text"}
+    finally:
+        http.post("/v1/settings", json={"notifyText": True})
+
+
+def test_flag_changes_by_another_client(
+    fake: FakeGraph, quiet: tuple[str, str, httpx.Client, RedisServer]
+) -> None:
+    acc, upn, _, redis = quiet
+    mid = fake.deliver(upn, mime("Flag me"))
+    new_event(redis, acc, mid)
+
+    def nth_update(n: int) -> dict[str, Any]:
+        found = wait_for(
+            lambda: (
+                [e for e in events_of(redis, acc, "messageUpdated") if e["data"]["id"] == mid]
+                if len(events_of(redis, acc, "messageUpdated")) >= n
+                else []
+            ),
+            timeout=10,
+            what=f"messageUpdated #{n}",
+        )
+        assert len(found) == n, found
+        return found[-1]
+
+    fake.modify_as_other_client(upn, mid, is_read=True)
+    seen = nth_update(1)
+    assert seen["path"] == "INBOX" and seen["data"]["emailId"] == mid
+    assert seen["data"]["changes"] == {
+        "flags": {"added": ["\\Seen"], "deleted": [], "value": ["\\Seen"]}
+    }
+    fake.modify_as_other_client(upn, mid, flag_status="flagged")
+    flagged = nth_update(2)
+    assert flagged["data"]["changes"]["flags"] == {
+        "added": ["\\Flagged"],
+        "deleted": [],
+        "value": ["\\Flagged", "\\Seen"],
+    }
+    fake.modify_as_other_client(upn, mid, is_read=False, flag_status="notFlagged")
+    cleared = nth_update(3)
+    assert cleared["data"]["changes"]["flags"] == {
+        "added": [],
+        "deleted": ["\\Flagged", "\\Seen"],
+        "value": [],
+    }

@@ -7,6 +7,16 @@ import random
 import pytest
 
 from mailgate.backends.gmail.client import parse_batch
+from mailgate.backends.gmail.index import (
+    PACKED_MASK,
+    SPILLED,
+    TARGET_PER_CHUNK,
+    build,
+    chunk_bits_for,
+    chunk_of,
+    id_number,
+    unpack,
+)
 from mailgate.backends.gmail.labels import (
     ALL_MAIL_PATH,
     Label,
@@ -24,7 +34,15 @@ from mailgate.backends.gmail.quota import (
     units_of,
 )
 from mailgate.backends.gmail.sender import referenced_ids
-from mailgate.backends.gmail.summary import pack_part_id, summarize, unpack_part_id
+from mailgate.backends.gmail.summary import (
+    SUMMARY_FIELDS,
+    encoded_size,
+    listing_entry,
+    pack_part_id,
+    structure_fields,
+    summarize,
+    unpack_part_id,
+)
 from mailgate.backends.gmail.sync import decode_bits, encode_bits, update_payload
 from mailgate.errors import BadRequest, NotFound
 from mailgate.protocols.gmail_query import compile_gmail_query, label_term, quote
@@ -253,3 +271,88 @@ def test_batch_answers_are_parsed_by_content_id() -> None:
 def test_reply_ids_come_from_in_reply_to_then_references() -> None:
     raw = b"In-Reply-To: <b@x>\r\nReferences: <a@x> <b@x>\r\nSubject: s\r\n\r\nbody"
     assert referenced_ids(raw) == ["b@x", "a@x"]
+
+
+# -- listing structure from a format=full payload, packed index -----------------------------------
+FULL_PAYLOAD = {
+    "partId": "",
+    "mimeType": "multipart/mixed",
+    "filename": "",
+    "headers": [{"name": "Subject", "value": "s"}],
+    "body": {"size": 0},
+    "parts": [
+        {"partId": "0", "mimeType": "multipart/related", "filename": "", "headers": [],
+         "body": {"size": 0}, "parts": [
+            {"partId": "0.0", "mimeType": "multipart/alternative", "filename": "",
+             "headers": [], "body": {"size": 0}, "parts": [
+                {"partId": "0.0.0", "mimeType": "text/plain", "filename": "",
+                 "headers": [{"name": "Content-Transfer-Encoding", "value": "7bit"}],
+                 "body": {"size": 10}},
+                {"partId": "0.0.1", "mimeType": "text/html", "filename": "",
+                 "headers": [{"name": "Content-Transfer-Encoding", "value": "base64"}],
+                 "body": {"size": 300}},
+            ]},
+            {"partId": "0.1", "mimeType": "image/png", "filename": "logo.png",
+             "headers": [{"name": "Content-ID", "value": "<logo@x>"},
+                         {"name": "Content-Transfer-Encoding", "value": "base64"}],
+             "body": {"size": 57}},
+        ]},
+        {"partId": "1", "mimeType": "text/calendar", "filename": "invite.ics",
+         "headers": [{"name": "Content-Type", "value": "text/calendar; method=request"},
+                     {"name": "Content-Disposition", "value": "attachment; filename=invite.ics"}],
+         "body": {"size": 5}},
+        {"partId": "2", "mimeType": "message/rfc822", "filename": "", "headers": [],
+         "body": {"size": 99}},
+    ],
+}  # fmt: skip
+
+
+def test_listing_structure_matches_the_mime_parser_numbering() -> None:
+    out = structure_fields("18c0ffee00000001", FULL_PAYLOAD)
+    assert out["text"] == {
+        "id": pack_part_id("18c0ffee00000001", ["1.1.1", "1.1.2"]),
+        "encodedSize": {"plain": 10, "html": 400 + 2 * 6},  # 300 B as base64, 76-char lines
+    }
+    logo, invite, enclosed = out["attachments"]
+    assert logo == {
+        "id": pack_part_id("18c0ffee00000001", ["1.2"]),
+        "contentType": "image/png",
+        "encodedSize": encoded_size(FULL_PAYLOAD["parts"][0]["parts"][1]),  # type: ignore[index]
+        "filename": "logo.png",
+        "embedded": True,
+        "inline": True,
+        "contentId": "<logo@x>",
+    }
+    assert invite["method"] == "REQUEST" and invite["embedded"] is False
+    assert invite["inline"] is False and invite["id"] == pack_part_id("18c0ffee00000001", ["2"])
+    assert enclosed["contentType"] == "message/rfc822" and "filename" not in enclosed
+    single = {"partId": "", "mimeType": "text/plain", "headers": [], "body": {"size": 4}}
+    assert structure_fields("m", single) == {
+        "attachments": [],
+        "text": {"id": pack_part_id("m", ["1"]), "encodedSize": {"plain": 4}},
+    }
+    entry = listing_entry(
+        {"id": "m", "labelIds": ["INBOX", "CATEGORY_SOCIAL"], "snippet": "a &amp; b",
+         "payload": single},
+        LABELS,
+    )  # fmt: skip
+    assert entry["preview"] == "a & b" and entry["category"] == "social"
+    assert entry["attachments"] == [] and entry["text"]["encodedSize"] == {"plain": 4}
+    # the fields selector names every level it needs, never body data or attachment ids
+    assert "data" not in SUMMARY_FIELDS and "attachmentId" not in SUMMARY_FIELDS
+    assert SUMMARY_FIELDS.count("parts(") >= 4
+
+
+def test_index_records_pack_into_hashed_chunks_and_spill_what_does_not_fit() -> None:
+    assert chunk_bits_for(0) == 0 and chunk_bits_for(TARGET_PER_CHUNK) == 0
+    assert chunk_bits_for(100_000) == 8
+    ids = [f"{0x18F0000000000000 + n * 0x1000:016x}" for n in range(5000)]
+    built = build([(m, n % 7) for n, m in enumerate(ids)] + [("not-hex", 1), (ids[0], 1 << 40)])
+    assert built.chunk_bits == chunk_bits_for(5002)
+    sizes = [len(unpack(c)) for c in built.chunks.values()]
+    assert sum(sizes) == 5000 and max(sizes) < 2 * TARGET_PER_CHUNK  # ids spread evenly
+    first = id_number(ids[0])
+    assert first is not None
+    assert unpack(built.chunks[chunk_of(first, built.chunk_bits)])[first] == SPILLED
+    assert built.spilled == {"not-hex": 1, ids[0]: 1 << 40}
+    assert PACKED_MASK == (1 << 31) - 1 and id_number("18C0FFEE") is None

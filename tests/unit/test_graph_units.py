@@ -200,3 +200,83 @@ def test_match_attachments() -> None:
     graph = [{"id": "g1", "name": "b.png", "contentId": "img1"}, {"id": "g2", "name": "a.pdf"}]
     got = match_attachments("M", [_Att("2", "a.pdf"), _Att("3", None, "img1")], graph)
     assert got == {"2": "M.g2", "3": "M.g1"}
+
+
+# -- notifyText / notifyHeaders for messageNew ---------------------------------------------------
+
+
+def _rich_mime() -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["Subject"] = "Hello"
+    msg["X-Tracking"] = "a    b"
+    msg["Received"] = "one"
+    msg.set_content("plain body text\n")
+    msg.add_alternative("<p>html</p>\n", subtype="html")
+    return msg.as_bytes()
+
+
+def test_select_headers_like_imap() -> None:
+    from mailgate.backends.graph.sync import graph_headers, select_headers
+
+    pairs = [("Subject", "Hi"), ("Received", "a"), ("received", "b  c"), ("X-Other", "x")]
+    assert select_headers(pairs, ("received",)) == {"received": ["a", "b c"]}
+    assert select_headers(pairs, ("*",))["x-other"] == ["x"]
+    assert graph_headers(
+        [{"name": "Subject", "value": "Hi"}, {"value": "nameless"}, "junk"], ("subject",)
+    ) == {"subject": ["Hi"]}
+    assert graph_headers(None, ("subject",)) == {}
+
+
+def test_mime_extras_text_and_headers() -> None:
+    from mailgate.backends.graph.sync import add_mime_extras
+
+    data: dict[str, object] = {"text": {"id": "m~text"}}
+    add_mime_extras(data, _rich_mime(), ("subject", "x-tracking"), 5)
+    assert data["headers"] == {"subject": ["Hello"], "x-tracking": ["a b"]}
+    assert data["text"] == {"id": "m~text", "plain": "plain", "html": "<p>ht", "hasMore": True}
+    whole: dict[str, object] = {"text": {"id": "m~text"}}
+    add_mime_extras(whole, _rich_mime(), (), None)
+    assert "headers" not in whole
+    assert whole["text"] == {
+        "id": "m~text",
+        "plain": "plain body text\n",
+        "html": "<p>html</p>\n",
+        "hasMore": False,
+    }
+    # an HTML-only message gets no generated plain text (as on IMAP)
+    html_only = b"X-T: a\r\n  b\r\nContent-Type: text/html\r\n\r\n<b>hi</b>\r\n"
+    only: dict[str, object] = {"text": {"id": "m~text"}}
+    add_mime_extras(only, html_only, ("x-t",), None)
+    assert only["headers"] == {"x-t": ["a b"]}  # unfolded
+    assert set(only["text"]) == {"id", "html", "hasMore"}  # type: ignore[arg-type]
+
+
+# -- subscription lifetime ---------------------------------------------------------------------
+
+
+def test_subscription_lifetime_and_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from mailgate.backends.graph import watcher as w
+
+    monkeypatch.delenv(w.LIFETIME_ENV, raising=False)
+    assert w.configured_lifetime() == w.SUBSCRIPTION_LIFETIME
+    for bad in ("", "x", "-5", "0"):
+        monkeypatch.setenv(w.LIFETIME_ENV, bad)
+        assert w.configured_lifetime() == w.SUBSCRIPTION_LIFETIME
+    monkeypatch.setenv(w.LIFETIME_ENV, "8")
+    assert w.configured_lifetime() == timedelta(seconds=8)
+    monkeypatch.setenv(w.LIFETIME_ENV, str(10**9))
+    assert w.configured_lifetime() == w.MAX_LIFETIME
+
+    def watcher(**kw: timedelta) -> w.GraphWatcher:
+        return w.GraphWatcher("a", None, None, None, None, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setenv(w.LIFETIME_ENV, "8")
+    assert watcher().renew_margin == timedelta(seconds=2)  # a quarter of 8 s
+    monkeypatch.delenv(w.LIFETIME_ENV)
+    assert watcher().renew_margin == w.RENEW_MARGIN
+    short = watcher(lifetime=timedelta(minutes=20), renew_margin=timedelta(minutes=1))
+    assert (short.lifetime, short.renew_margin) == (timedelta(minutes=20), timedelta(minutes=1))

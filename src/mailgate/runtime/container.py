@@ -143,9 +143,16 @@ async def open_redis(config: Config) -> tuple[Redis, EmbeddedRedis | None]:
 async def build_container(config: Config) -> Container:
     imap_pacing.configure(config.logins_per_second)
     redis, embedded = await open_redis(config)
-    secret = load_or_create_secret(config.secret, config.data)
-    box = SecretBox(secret)
-    await check_secret(redis, box)
+    try:
+        secret = load_or_create_secret(config.secret, config.data)
+        box = SecretBox(secret)
+        await check_secret(redis, box)
+    except BaseException:
+        # a process that cannot start must not leave its embedded Redis behind
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+        raise
     accounts = AccountStore(redis, box)
     settings = SettingsService(redis, box)
     events = EventLog(redis)

@@ -112,9 +112,10 @@ class Supervisor:
             if task.done():
                 log.error("runner ended unexpectedly", account=account)
                 await self._stop_runner(account, release=True)
-        # renew what we hold; stop runners whose lease was lost
-        for account in list(self.runners):
-            if not await self.leases.renew(account):
+        # renew what we hold (one round trip); stop runners whose lease was lost
+        held = list(self.runners)
+        for account, renewed in zip(held, await self.leases.renew_many(held), strict=True):
+            if not renewed:
                 log.warning("lease lost", account=account)
                 await self._stop_runner(account, release=False)
         total = await self.accounts.count()

@@ -329,25 +329,50 @@ def graph_hints(account_id: str) -> str:
 
 # --- Gmail API accounts (backends/gmail) -----------------------------------------------------
 # Per account: the history cursor and facts of the sync, the full indexer's label bits per
-# message (one hash field per Gmail message id), the bit number of every label seen, and the
-# Pub/Sub ack ids waiting for the next commit. Instance-wide: which account a Pub/Sub
-# notification's address belongs to, and each Pub/Sub app's puller status.
+# message (12-byte records in chunked strings, backends/gmail/index.py, plus a side hash for
+# what does not fit), the bit number of every label seen, the progress of a first index under
+# way (resumable page by page), and the Pub/Sub ack ids waiting for the next commit.
+# Instance-wide: which account a Pub/Sub notification's address belongs to, and each Pub/Sub
+# app's puller status.
 GMAIL_PUBSUB_APPS = _g("gm:pubsub:apps")  # set: Pub/Sub app ids some Gmail account watches with
 
 
 def gmail_state(account_id: str) -> str:
-    """Hash: ``historyId`` (sync cursor), ``indexer``, ``labels`` (JSON id -> path of the
-    mailboxes last seen), ``watchExpiration`` (ms), ``pubSubApp``."""
+    """Hash: ``historyId`` (sync cursor), ``indexer``, ``ixBits`` (chunk bits of the index),
+    ``labels`` (JSON id -> path of the mailboxes last seen), ``watchExpiration`` (ms),
+    ``pubSubApp``, ``email``."""
     return _a(account_id, "gm:state")
 
 
 def gmail_index(account_id: str) -> str:
-    """Hash: Gmail message id -> label bits (decimal) of every message (full indexer)."""
+    """Hash (legacy, migrated on the next pass): Gmail message id -> label bits (decimal)."""
     return _a(account_id, "gm:ix")
 
 
+def gmail_index_chunk(account_id: str, chunk: int) -> str:
+    """String: packed 12-byte records (message id, label bits) of one hash bucket of ids."""
+    return _a(account_id, f"gm:ix:{chunk}")
+
+
+def gmail_index_spill(account_id: str) -> str:
+    """Hash: message id -> label bits (decimal) of messages whose record cannot hold them."""
+    return _a(account_id, "gm:ixs")
+
+
+def gmail_baseline(account_id: str) -> str:
+    """Hash: a first index under way: ``historyId`` (captured at its start), ``indexer``, and
+    per listing (``""`` for every message, else a label id) ``t:<id>`` (next page token) or
+    ``d:<id>`` (done)."""
+    return _a(account_id, "gm:base")
+
+
+def gmail_baseline_stage(account_id: str) -> str:
+    """Hash: message id -> label bits gathered so far by a first index under way."""
+    return _a(account_id, "gm:bx")
+
+
 def gmail_label_bits(account_id: str) -> str:
-    """Hash: label id -> its bit number in :func:`gmail_index` values."""
+    """Hash: label id -> its bit number in index records."""
     return _a(account_id, "gm:lb")
 
 

@@ -61,6 +61,18 @@ class LeaseStore:
     async def renew(self, account: str, ttl_ms: int = LEASE_TTL_MS) -> bool:
         return bool(await self._renew(keys=[keys.lease(account)], args=[self.node_id, ttl_ms]))
 
+    async def renew_many(self, accounts: list[str], ttl_ms: int = LEASE_TTL_MS) -> list[bool]:
+        """Renew several leases in one round trip."""
+        if not accounts:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for account in accounts:
+                await self._renew(
+                    keys=[keys.lease(account)], args=[self.node_id, ttl_ms], client=pipe
+                )
+            results = await pipe.execute()
+        return [bool(r) for r in results]
+
     async def release(self, account: str) -> None:
         await self._release(keys=[keys.lease(account)], args=[self.node_id])
 

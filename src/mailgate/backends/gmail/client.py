@@ -42,6 +42,7 @@ from mailgate.errors import (
     CommandError,
     ConnectError,
     Forbidden,
+    MailgateError,
 )
 
 #: Calls per batch request (Google recommends at most 50; the endpoint takes 100).
@@ -203,11 +204,16 @@ class GmailClient:
         return self._http if self._http is not None else shared_http()
 
     # -- tokens and budget -------------------------------------------------------------------
-    async def _access_token(self, *, force: bool = False) -> str:
+    async def _access_token(self, *, force: bool = False, last_ok: bool = False) -> str:
         now = time.monotonic()
         if not force and self._token is not None and now - self._token[1] < TOKEN_REUSE:
             return self._token[0]
-        _user, token = await self._tokens.access_token(self.account, force_refresh=force)
+        try:
+            _user, token = await self._tokens.access_token(self.account, force_refresh=force)
+        except MailgateError:
+            if last_ok and self._token is not None:
+                return self._token[0]  # e.g. the account was just deleted: its last token
+            raise
         self._token = (token, now)
         return token
 
@@ -276,9 +282,12 @@ class GmailClient:
         headers: Mapping[str, str] | None = None,
         upload: bool = False,
         idempotent: bool = True,
+        last_token_ok: bool = False,
     ) -> Any:
         """One call; the decoded JSON answer (``{}`` for an empty one). A non-``idempotent``
-        call is never sent twice after its bytes may have reached Google."""
+        call is never sent twice after its bytes may have reached Google. ``last_token_ok``:
+        when the token provider fails, use the last token it gave (a deleted account's
+        clean-up)."""
         answer = await self.raw_request(
             method,
             verb,
@@ -289,6 +298,7 @@ class GmailClient:
             headers=headers,
             upload=upload,
             idempotent=idempotent,
+            last_token_ok=last_token_ok,
         )
         return answer.json()
 
@@ -305,6 +315,7 @@ class GmailClient:
         upload: bool = False,
         url: str | None = None,
         idempotent: bool = True,
+        last_token_ok: bool = False,
     ) -> _Answer:
         target = url or self.url(path, upload=upload)
         attempt = 0
@@ -312,7 +323,7 @@ class GmailClient:
         while True:
             attempt += 1
             await self._spend(method)
-            token = await self._access_token()
+            token = await self._access_token(last_ok=last_token_ok)
             answer = await self._send(
                 verb,
                 target,

@@ -3,7 +3,8 @@
 Costs, in Gmail calls (quota units in brackets):
 
     listing a label      labels.get (1) for the exact total + messages.list (5) + one batch of
-                         messages.get format=metadata (5 each) for the page
+                         messages.get format=full (5 each), ``fields`` cut to the MIME tree
+                         without body data, for the page (summaries with attachments, text)
     search               messages.list pages of 500 ids (5 each) for the exact total + the batch
     get message / text   messages.get format=raw (5): the MIME parser does the rest
     source               messages.get format=raw (5), byte for byte
@@ -40,8 +41,10 @@ from mailgate.backends.gmail.labels import (
     flag_label_changes,
 )
 from mailgate.backends.gmail.summary import (
+    SUMMARY_FIELDS,
     SUMMARY_HEADERS,
     check_message_id,
+    listing_entry,
     pack_part_id,
     summarize,
     unpack_part_id,
@@ -80,6 +83,17 @@ def metadata_call(message_id: str, headers: Sequence[str] = SUMMARY_HEADERS) -> 
     params: list[tuple[str, Any]] = [("format", "metadata"), ("fields", METADATA_FIELDS)]
     params += [("metadataHeaders", h) for h in headers]
     return Call("messages.get", "GET", f"messages/{message_id}", params)
+
+
+def summary_call(message_id: str) -> Call:
+    """The ``messages.get`` of a listing entry / ``messageNew`` payload (every header, the MIME
+    tree without body data): the same 5 units as ``format=metadata``."""
+    return Call(
+        "messages.get",
+        "GET",
+        f"messages/{message_id}",
+        [("format", "full"), ("fields", SUMMARY_FIELDS)],
+    )
 
 
 def decode_raw(resource: Mapping[str, Any]) -> bytes:
@@ -199,9 +213,11 @@ class GmailMessages:
     async def _summaries(
         self, ids: Sequence[str], labels: LabelSet, path: str, special_use: str | None
     ) -> list[dict[str, Any]]:
-        found = await self.client.batch([metadata_call(i) for i in ids])
+        found = await self.client.batch([summary_call(i) for i in ids])
         return [
-            summarize(r, labels, path=path, special_use=special_use) for r in found if r is not None
+            listing_entry(r, labels, path=path, special_use=special_use)
+            for r in found
+            if r is not None
         ]
 
     async def _explicit_ids(self, plan: GmailQuery, label: Label | None) -> list[str]:

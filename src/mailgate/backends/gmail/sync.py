@@ -1,13 +1,14 @@
 """The Gmail sync engine: a history cursor, an optional label index, and events.
 
 State per account (:mod:`mailgate.store.keys`, ``gm:*``): the history id the account is synced
-to, and with the full indexer one hash field per message holding its label bits (each label
-gets a small bit number, so a message costs a few bytes). One pass::
+to, and with the full indexer a 12-byte record per message holding its label bits (each label
+gets a small bit number) in chunked strings (:mod:`.index`). One pass::
 
-    no cursor ──► baseline: getProfile (history id H0); full indexer: every message id
-        │         (messages.list, 500 a call) and, per tracked label, the ids in it —
-        │         label bits without fetching a single message. Messages received after the
-        │         account's notifyFrom are announced once (first index only).
+    no cursor ──► baseline (:mod:`.baseline`): getProfile (history id H0); full indexer: every
+        │         message id (messages.list, 500 a call) and, per tracked label, the ids in
+        │         it — label bits without fetching a single message — one commit per page
+        │         (progress + page token), so a restart resumes where it stopped. Messages
+        │         received after the account's notifyFrom are announced once (first index only).
         ▼
     history.list from the cursor, 500 records a page; each page is one fenced commit of
     index changes + cursor + events:
@@ -24,15 +25,22 @@ Events carry the same payloads as IMAP accounts (``id`` is Gmail's message id, `
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 
+from mailgate.backends.gmail.baseline import FirstIndex, tracked
 from mailgate.backends.gmail.client import GmailClient, GmailNotFound
+from mailgate.backends.gmail.index import (
+    GmailIndex,
+    LabelBits,
+    build,
+    stage_built,
+    stage_drop,
+)
 from mailgate.backends.gmail.labels import (
     ALL_MAIL_PATH,
     FLAG_LABELS,
@@ -40,8 +48,8 @@ from mailgate.backends.gmail.labels import (
     LabelSet,
     flags_of,
 )
-from mailgate.backends.gmail.messages import LIST_PAGE_MAX, metadata_call
-from mailgate.backends.gmail.summary import SUMMARY_HEADERS, selected_headers, summarize
+from mailgate.backends.gmail.messages import LIST_PAGE_MAX, summary_call
+from mailgate.backends.gmail.summary import listing_entry, selected_headers
 from mailgate.domain.sync import SyncOptions
 from mailgate.errors import CursorExpired
 from mailgate.store import keys
@@ -50,12 +58,6 @@ from mailgate.store.redis import str_map, text
 
 #: History records per history.list call (Gmail's maximum).
 HISTORY_PAGE = 500
-#: Label listings a baseline runs at once (each walks one label, 500 ids a call).
-BASELINE_CONCURRENCY = 4
-#: Index fields written per HSET command in a commit.
-INDEX_WRITE_CHUNK = 5_000
-#: Labels whose membership the full indexer does not keep (no flag, no mailbox).
-UNTRACKED_PREFIXES = ("CATEGORY_", "CHAT")
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 
 log = structlog.get_logger("mailgate.sync")
@@ -72,10 +74,6 @@ def encode_bits(label_ids: Iterable[str], bits: Mapping[str, int]) -> int:
 
 def decode_bits(value: int, bits: Mapping[str, int]) -> list[str]:
     return [label_id for label_id, bit in bits.items() if value >> bit & 1]
-
-
-def tracked(label_id: str) -> bool:
-    return not label_id.startswith(UNTRACKED_PREFIXES)
 
 
 def change_set(before: Iterable[str], after: Iterable[str]) -> dict[str, list[str]]:
@@ -112,6 +110,8 @@ class GmailSyncer:
         redis: Redis,
         committer: Committer,
         options: SyncOptions,
+        *,
+        page_size: int = LIST_PAGE_MAX,
     ) -> None:
         self.account = account
         self.client = client
@@ -120,24 +120,23 @@ class GmailSyncer:
         self.committer = committer
         self.options = options
         self.full = options.indexer != "fast"
-        self.bits: dict[str, int] = {}
-        self._new_bits: dict[str, int] = {}
+        self.page_size = page_size
+        self.bits = LabelBits(account)
+        self.chunk_bits: int | None = None
         self.log = log.bind(account=account)
 
     # -- entry point ---------------------------------------------------------------------------
     async def run_pass(self) -> None:
         state = str_map(await self.redis.hgetall(keys.gmail_state(self.account)))
         labels = await self.labels.get(fresh=True)
-        self.bits = {
-            k: int(v)
-            for k, v in str_map(
-                await self.redis.hgetall(keys.gmail_label_bits(self.account))
-            ).items()
-        }
+        self.bits = await LabelBits.load(self.redis, self.account)
+        self.chunk_bits = int(state["ixBits"]) if state.get("ixBits") else None
         history_id = state.get("historyId")
         if not history_id or state.get("indexer") != self.options.indexer:
             initialized = await self.redis.hget(keys.sync_meta(self.account), "initialized")
             history_id = await self._baseline(labels, announce=text(initialized or "") != "1")
+        elif self.full and self.chunk_bits is None:
+            await self._migrate_legacy()
         try:
             await self._history(labels, int(history_id))
         except CursorExpired:
@@ -147,109 +146,38 @@ class GmailSyncer:
             await self._history(labels, int(history_id))
         await self._mailbox_changes(labels, state)
 
-    # -- label bits ------------------------------------------------------------------------------
-    def _bit(self, label_id: str) -> int:
-        bit = self.bits.get(label_id)
-        if bit is None:
-            bit = max(self.bits.values(), default=-1) + 1
-            self.bits[label_id] = bit
-            self._new_bits[label_id] = bit
-        return bit
-
     def _encode(self, label_ids: Iterable[str]) -> int:
         value = 0
         for label_id in label_ids:
             if tracked(label_id):
-                value |= 1 << self._bit(label_id)
+                value |= 1 << self.bits.bit(label_id)
         return value
 
-    def _stage_bits(self, batch: Batch) -> None:
-        if self._new_bits:
-            fresh, self._new_bits = dict(self._new_bits), {}
-            key = keys.gmail_label_bits(self.account)
-            batch.extra.append(lambda p: p.hset(key, mapping=fresh))
+    def _index(self) -> GmailIndex:
+        return GmailIndex(self.account, self.chunk_bits or 0)
 
     # -- baseline ------------------------------------------------------------------------------
-    async def _list_all(self, label_id: str | None, q: str = "") -> list[str]:
-        ids: list[str] = []
-        token: str | None = None
-        while True:
-            params: list[tuple[str, Any]] = [
-                ("maxResults", LIST_PAGE_MAX),
-                ("includeSpamTrash", True),
-                ("fields", "messages/id,nextPageToken"),
-            ]
-            if label_id:
-                params.append(("labelIds", label_id))
-            if q:
-                params.append(("q", q))
-            if token:
-                params.append(("pageToken", token))
-            page = await self.client.request("messages.list", "GET", "messages", params=params)
-            ids.extend(str(m["id"]) for m in page.get("messages") or [])
-            token = page.get("nextPageToken")
-            if not token:
-                return ids
-
     async def _baseline(self, labels: LabelSet, *, announce: bool) -> str:
         """Index the account as of a history id (returned) and store it as the cursor."""
-        profile = await self.client.request("getProfile", "GET", "profile")
-        history_id = str(profile["historyId"])
+        return await FirstIndex(self, labels).run(announce=announce)
+
+    async def _migrate_legacy(self) -> None:
+        """An index of the one-hash format (``gm:ix``) becomes packed chunks, in one commit."""
+        legacy = keys.gmail_index(self.account)
+        records: list[tuple[str, int]] = []
+        async for name, value in self.redis.hscan_iter(legacy, count=5000):
+            records.append((text(name), int(text(value))))
+        built = build(records)
         batch = Batch()
-        index: dict[str, int] = {}
-        if self.full:
-            wanted = [label.id for label in labels.by_id.values() if tracked(label.id)]
-            gate = asyncio.Semaphore(BASELINE_CONCURRENCY)
-
-            async def members(label_id: str | None) -> list[str]:
-                async with gate:
-                    return await self._list_all(label_id)
-
-            every, *per_label = await asyncio.gather(
-                members(None), *(members(label_id) for label_id in wanted)
-            )
-            index = dict.fromkeys(every, 0)
-            for label_id, ids in zip(wanted, per_label, strict=True):
-                bit = 1 << self._bit(label_id)
-                for message_id in ids:
-                    index[message_id] = index.get(message_id, 0) | bit
-            self._stage_bits(batch)
-        index_key = keys.gmail_index(self.account)
-        batch.extra.append(lambda p: p.delete(index_key))
-        items = list(index.items())
-        for start in range(0, len(items), INDEX_WRITE_CHUNK):
-            batch.extra.append(
-                _hset_stage(index_key, dict(items[start : start + INDEX_WRITE_CHUNK]))
-            )
-        state = {"historyId": history_id, "indexer": self.options.indexer}
-        state_key = keys.gmail_state(self.account)
-        batch.extra.append(lambda p: p.hset(state_key, mapping=state))
-        meta_key = keys.sync_meta(self.account)
-        first = announce
-        if first:
-            await self._announce_since_notify_from(labels, batch)
-            meta = {
-                "initialized": "1",
-                "indexer": self.options.indexer,
-                "foldersTotal": len(labels.mailboxes()),
-                "foldersDone": len(labels.mailboxes()),
-                "messagesTotal": int(profile.get("messagesTotal") or 0),
-                "messagesDone": int(profile.get("messagesTotal") or 0),
-            }
-            batch.extra.append(lambda p: p.hset(meta_key, mapping=meta))
-            batch.emit("accountInitialized", {"initialized": True})
-        else:
-            batch.extra.append(lambda p: p.hset(meta_key, "initialized", "1"))
+        account = self.account
+        batch.extra.append(lambda p: stage_drop(p, account, None))
+        batch.extra.append(lambda p: stage_built(p, account, built))
+        batch.extra.append(lambda p: p.delete(legacy))
+        state_key = keys.gmail_state(account)
+        batch.extra.append(lambda p: p.hset(state_key, "ixBits", str(built.chunk_bits)))
         await self.committer.commit(batch)
-        return history_id
-
-    async def _announce_since_notify_from(self, labels: LabelSet, batch: Batch) -> None:
-        since = self.options.notify_from
-        if since is None:
-            return
-        ids = await self._list_all(None, f"after:{int(since.timestamp())}")
-        if ids:
-            await self._announce(list(reversed(ids)), labels, batch, index_bits=None)
+        self.chunk_bits = built.chunk_bits
+        self.log.info("gmail index migrated to packed records", messages=len(records))
 
     # -- history -------------------------------------------------------------------------------
     async def _history_page(self, start: int, token: str | None) -> dict[str, Any]:
@@ -284,24 +212,28 @@ class GmailSyncer:
                     touched.append(str(item["message"]["id"]))
         touched = list(dict.fromkeys(touched))
         origin: dict[str, int | None] = {}
+        index = self._index()
         if self.full and touched:
-            values = await self.redis.hmget(keys.gmail_index(self.account), touched)
-            origin = {
-                m: int(text(v)) if v is not None else None
-                for m, v in zip(touched, values, strict=True)
-            }
+            origin = await index.lookup(self.redis, touched)
         current: dict[str, set[str] | None] = {
-            m: (set(decode_bits(v, self.bits)) if v is not None else None)
+            m: (set(decode_bits(v, self.bits.bits)) if v is not None else None)
             for m, v in origin.items()
         }
         added: list[str] = []
+        raced: set[str] = set()  # indexed by a first index that ran while they arrived
         for record in records:
             for item in record.get("messagesAdded") or []:
                 message = item["message"]
                 message_id = str(message["id"])
                 if self.full:
-                    if current.get(message_id) is None:
-                        current[message_id] = {str(x) for x in message.get("labelIds") or []}
+                    snapshot = {str(x) for x in message.get("labelIds") or []}
+                    if origin.get(message_id) is not None and message_id not in raced:
+                        # some of the first index's listings saw it, others may not have:
+                        # its history from here on is complete, so start from this record
+                        raced.add(message_id)
+                        current[message_id] = snapshot
+                    elif current.get(message_id) is None:
+                        current[message_id] = snapshot
                         if origin.get(message_id) is None:
                             added.append(message_id)
                 elif message_id not in added:
@@ -322,7 +254,6 @@ class GmailSyncer:
                         continue
                     changed = {str(x) for x in item.get("labelIds") or []}
                     current[message_id] = now | changed if adding else now - changed
-        index_key = keys.gmail_index(self.account)
         writes: dict[str, int] = {}
         deletes: list[str] = []
         if self.full:
@@ -331,28 +262,30 @@ class GmailSyncer:
                 if labels_now is None:
                     if before_bits is not None:
                         deletes.append(message_id)
-                        before = decode_bits(before_bits, self.bits)
+                        before = decode_bits(before_bits, self.bits.bits)
                         self._emit(batch, labels, "messageDeleted",
                                    {"id": message_id, "emailId": message_id}, before)  # fmt: skip
                     continue
                 after_bits = self._encode(labels_now)
                 if after_bits != before_bits:
                     writes[message_id] = after_bits
-                if before_bits is None or message_id in added:
+                if before_bits is None or message_id in added or message_id in raced:
                     continue
-                before = decode_bits(before_bits, self.bits)
-                after = decode_bits(after_bits, self.bits)
+                before = decode_bits(before_bits, self.bits.bits)
+                after = decode_bits(after_bits, self.bits.bits)
                 data = update_payload(message_id, before, after, labels)
                 if data is not None:
                     self._emit(batch, labels, "messageUpdated", data, after)
         new_ids = [m for m in added if not self.full or current.get(m) is not None]
         if new_ids:
-            await self._announce(new_ids, labels, batch, index_bits=writes)
-        self._stage_bits(batch)
-        if writes:
-            batch.extra.append(lambda p: p.hset(index_key, mapping=writes))
-        if deletes:
-            batch.extra.append(lambda p: p.hdel(index_key, *deletes))
+            await self.announce(new_ids, labels, batch, index_bits=writes)
+        self.bits.stage_into(batch.extra)
+        if self.full:
+            for message_id, value in writes.items():
+                index.set(message_id, value)
+            for message_id in deletes:
+                index.delete(message_id)
+            batch.extra.append(index.stage)
         state_key = keys.gmail_state(self.account)
         batch.extra.append(lambda p: p.hset(state_key, "historyId", str(cursor)))
         await self.committer.commit(batch)
@@ -372,7 +305,7 @@ class GmailSyncer:
             return
         batch.emit(event, data, path=path, special_use=special_use)
 
-    async def _announce(
+    async def announce(
         self,
         ids: Sequence[str],
         labels: LabelSet,
@@ -382,9 +315,7 @@ class GmailSyncer:
     ) -> None:
         """``messageNew`` for each message still there (summaries in batches)."""
         wanted = tuple(self.options.notify_headers)
-        headers = SUMMARY_HEADERS + tuple(h for h in wanted if h != "*")
-        calls = [metadata_call(m, headers if "*" not in wanted else ()) for m in ids]
-        found = await self.client.batch(calls)
+        found = await self.client.batch([summary_call(m) for m in ids])
         for resource in found:
             if resource is None:
                 continue  # deleted again before we looked
@@ -396,7 +327,7 @@ class GmailSyncer:
             special_use = primary.special_use if primary is not None else "\\All"
             if not self.options.watches(path, special_use):
                 continue
-            data = summarize(resource, labels, path=path, special_use=special_use)
+            data = listing_entry(resource, labels, path=path, special_use=special_use)
             if wanted:
                 data["headers"] = selected_headers(resource, wanted)
             batch.emit("messageNew", data, path=path, special_use=special_use)
@@ -419,11 +350,14 @@ class GmailSyncer:
                 path=label.path,
                 special_use=label.special_use,
             )
-        index_key = keys.gmail_index(self.account)
-        state_key = keys.gmail_state(self.account)
-        batch.extra.append(lambda p: p.delete(index_key))
-        batch.extra.append(lambda p: p.hdel(state_key, "historyId"))
+        account, chunk_bits = self.account, self.chunk_bits
+        state_key = keys.gmail_state(account)
+        doomed = (keys.gmail_baseline(account), keys.gmail_baseline_stage(account))
+        batch.extra.append(lambda p: stage_drop(p, account, chunk_bits))
+        batch.extra.append(lambda p: p.delete(*doomed))
+        batch.extra.append(lambda p: p.hdel(state_key, "historyId", "ixBits"))
         await self.committer.commit(batch)
+        self.chunk_bits = None
 
     async def _mailbox_changes(self, labels: LabelSet, state: Mapping[str, str]) -> None:
         now = {label.id: label.path for label in labels.mailboxes()}
@@ -449,7 +383,3 @@ class GmailSyncer:
         state_key = keys.gmail_state(self.account)
         batch.extra.append(lambda p: p.hset(state_key, "labels", encoded))
         await self.committer.commit(batch)
-
-
-def _hset_stage(key: str, mapping: dict[str, int]) -> Callable[[Any], None]:
-    return lambda pipe: pipe.hset(key, mapping=mapping)

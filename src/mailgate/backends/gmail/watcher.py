@@ -146,7 +146,33 @@ class GmailWatcher:
         if self._puller is not None:
             await self._ensure_watch()
 
+    async def _deleted(self) -> bool:
+        """Whether the account itself is gone (not merely moving to another process)."""
+        try:
+            return not await self.context.redis.exists(keys.account(self.account))
+        except (RedisError, OSError):
+            return False
+
+    async def _forget(self) -> None:
+        """A deleted account: stop its Gmail watch and drop its Pub/Sub route (best effort)."""
+        if self.pubsub is None:
+            return
+        redis = self.context.redis
+        routes = keys.gmail_pubsub_routes(self.pubsub.app_id)
+        try:
+            if self.email and text(await redis.hget(routes, self.email) or b"") == self.account:
+                await redis.hdel(routes, self.email)
+        except (RedisError, OSError) as exc:
+            self.log.info("pubsub route not dropped", error=str(exc))
+        try:
+            await self.client.request("stop", "POST", "stop", last_token_ok=True)
+            self.log.info("gmail watch stopped: account deleted")
+        except (MailgateError, OSError) as exc:
+            self.log.info("gmail watch not stopped (it expires on its own)", error=str(exc))
+
     async def close(self) -> None:
+        if self._open and await self._deleted():
+            await self._forget()
         self._open = False
         puller, self._puller = self._puller, None
         if puller is not None:

@@ -11,6 +11,14 @@ Costs in Graph requests (a ``$batch`` counts once):
     source / attachment 1  (streamed ``$value``)
     flags / labels      1  (PATCH), move 1 (``/move``: the immutable id stays), delete 1
     bulk                the search + one ``$batch`` per 20 messages
+
+Uploads stay drafts: Graph v1.0 creates a message posted as MIME as a draft (``isDraft``,
+shown as ``\\Draft`` / ``draft: true``), and ``isDraft`` is read-only — a PATCH cannot clear
+it. The known way around (the extended property ``PR_MESSAGE_FLAGS``, ``Integer 0x0E07``, set
+at creation) needs the JSON form of a message, which loses the byte-identical MIME source, and
+cannot be set on a MIME upload or changed afterwards. So an uploaded message keeps the draft
+state (Outlook shows it as one); what mailgate sets after the upload are the flags Graph
+stores (``\\Seen``, ``\\Flagged``).
 """
 
 from __future__ import annotations
@@ -463,7 +471,8 @@ class GraphMessages:
         flags: Sequence[str] = (),
         internal_date: datetime | None = None,
     ) -> dict[str, Any]:
-        """Upload MIME: created (as Graph does) in Drafts, then moved and flagged as asked."""
+        """Upload MIME into ``path``, then flag as asked. The message stays a draft (Graph
+        v1.0: ``isDraft`` is read-only; see the module docstring)."""
         folder = await self.folders.resolve(path)
         created = await self.client.post(
             f"/mailFolders/{folder.id}/messages",

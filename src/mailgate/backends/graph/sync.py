@@ -18,16 +18,22 @@ fenced commit (:mod:`mailgate.store.commit`).
 
 Summaries come from the delta rows themselves (``$select`` of the summary fields), so announcing
 new mail costs no request beyond the delta page, except one ``$batch`` per 20 messages with
-attachments (their metadata).
+attachments (their metadata). The ``notifyText`` / ``notifyHeaders`` settings fill
+``data.text.{plain,html,hasMore}`` and ``data.headers`` as the IMAP sync does: with
+``notifyText`` the MIME source of each new message (``$value``, in the same ``$batch``; parsed by
+:func:`mailgate.protocols.mime.parse_message`, text cut at ``notifyTextSize``), with only
+``notifyHeaders`` its ``internetMessageHeaders`` (``$select``: no body is read).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import Any
 
 import structlog
@@ -46,6 +52,7 @@ from mailgate.backends.graph.summary import (
 )
 from mailgate.domain.sync import SyncOptions
 from mailgate.errors import CursorExpired
+from mailgate.protocols.mime import parse_message
 from mailgate.store import keys
 from mailgate.store.commit import Batch, Committer
 from mailgate.store.redis import str_map
@@ -56,6 +63,8 @@ DELTA_PAGE_SIZE = 500
 FAST_RECENT_IDS = 200
 #: Pages of one delta round followed in one pass (the rest resumes next pass).
 MAX_PAGES_PER_PASS = 1000
+#: Header block kept per announced message for ``notifyHeaders`` (as the IMAP sync).
+HEADER_BYTES_LIMIT = 64 * 1024
 
 log = structlog.get_logger("mailgate.graph.sync")
 
@@ -357,23 +366,89 @@ class GraphSyncer:
     ) -> None:
         if not rows:
             return
+        assert self.options is not None
+        wanted = tuple(h.lower() for h in self.options.notify_headers)
+        with_text = self.options.notify_text
         with_atts = [r for r in rows if r.get("hasAttachments")]
+        # one $batch for everything the summaries lack: attachment metadata, and for
+        # notifyText the MIME source (text as IMAP gives it, and the headers), else for
+        # notifyHeaders only the internetMessageHeaders
+        parts = [
+            BatchPart("GET", f"/messages/{r['id']}/attachments?$select={ATTACHMENT_FIELDS}")
+            for r in with_atts
+        ]
+        if with_text:
+            parts += [BatchPart("GET", f"/messages/{r['id']}/$value") for r in rows]
+        elif wanted:
+            parts += [
+                BatchPart("GET", f"/messages/{r['id']}?$select=internetMessageHeaders")
+                for r in rows
+            ]
+        results = await self.client.batch(parts) if parts else []
         attachments: dict[str, list[dict[str, Any]]] = {}
-        if with_atts:
-            results = await self.client.batch(
-                [
-                    BatchPart("GET", f"/messages/{r['id']}/attachments?$select={ATTACHMENT_FIELDS}")
-                    for r in with_atts
+        for row, res in zip(with_atts, results[: len(with_atts)], strict=True):
+            if res.ok and isinstance(res.body, dict):
+                attachments[str(row["id"])] = [
+                    a for a in res.body.get("value") or [] if isinstance(a, dict)
                 ]
-            )
-            for row, res in zip(with_atts, results, strict=True):
-                if res.ok and isinstance(res.body, dict):
-                    attachments[str(row["id"])] = [
-                        a for a in res.body.get("value") or [] if isinstance(a, dict)
-                    ]
+        extras = dict(
+            zip((str(r.get("id")) for r in rows), results[len(with_atts) :], strict=False)
+        )
+        limit = self.options.notify_text_size or None
         for row in sorted(rows, key=lambda r: str(r.get("receivedDateTime") or "")):
             data = summarize(row, path=path, special_use=use)
             mid = str(row.get("id"))
             if mid in attachments:
                 data["attachments"] = [attachment_entry(mid, a) for a in attachments[mid]]
+            extra = extras.get(mid)
+            if extra is not None and extra.ok:
+                if with_text:
+                    add_mime_extras(data, extra.raw(), wanted, limit)
+                elif wanted and isinstance(extra.body, dict):
+                    data["headers"] = graph_headers(
+                        extra.body.get("internetMessageHeaders"), wanted
+                    )
+            elif wanted:
+                data["headers"] = {}
             batch.emit("messageNew", data, path=path, special_use=use)
+
+
+def select_headers(pairs: Iterable[tuple[str, str]], wanted: Sequence[str]) -> dict[str, list[str]]:
+    """``notifyHeaders``: lower-case name → values (whitespace collapsed), for the names in
+    ``wanted`` (``*``: every header), as the IMAP sync gives them."""
+    every = "*" in wanted
+    names = set(wanted)
+    out: dict[str, list[str]] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if every or key in names:
+            out.setdefault(key, []).append(" ".join(str(value).split()))
+    return out
+
+
+def graph_headers(values: Any, wanted: Sequence[str]) -> dict[str, list[str]]:
+    """:func:`select_headers` over Graph's ``internetMessageHeaders`` (``[{name, value}]``)."""
+    pairs = [
+        (str(h.get("name") or ""), str(h.get("value") or ""))
+        for h in values or []
+        if isinstance(h, dict) and h.get("name")
+    ]
+    return select_headers(pairs, wanted)
+
+
+def add_mime_extras(
+    data: dict[str, Any], raw: bytes, wanted: Sequence[str], limit: int | None
+) -> None:
+    """``notifyText`` (and ``notifyHeaders``) from the MIME source: ``text.plain`` /
+    ``text.html`` cut at ``limit`` bytes with ``hasMore``, only the kinds the message has."""
+    parsed = parse_message(raw, max_text_bytes=limit, text_type="*")
+    if wanted:
+        msg = BytesHeaderParser(policy=compat32).parsebytes(raw[:HEADER_BYTES_LIMIT])
+        data["headers"] = select_headers(((k, str(v)) for k, v in msg.items()), wanted)
+    text: dict[str, Any] = dict(data.get("text") or {})
+    if parsed.text_plain is not None and not parsed.plain_generated:
+        text["plain"] = parsed.text_plain
+    if parsed.text_html is not None and not parsed.html_generated:
+        text["html"] = parsed.text_html
+    text["hasMore"] = parsed.has_more
+    data["text"] = text

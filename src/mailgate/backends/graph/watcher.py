@@ -11,13 +11,19 @@ Subscription lifecycle (state kept in ``keys.graph_subscription``)::
               ▼                                    ▼
     notifications ─► route checks clientState ─► hint list + "sync" control message ─► runner
                      ─► sync(): delta of the hinted folders only
-    expiry - RENEW_MARGIN ─► PATCH expirationDateTime (404 → create again)
+    expiry - renew margin ─► PATCH expirationDateTime (404 → create again)
     lifecycle reauthorizationRequired ─► renew;  subscriptionRemoved ─► create again;
     missed ─► a full delta pass (catch-up)
     close ─► DELETE /subscriptions/{id} (with the last token: the account may be gone)
 
 A full delta pass also runs every resyncDelay whatever happens (catch-up for anything a
-notification missed).
+notification missed); a renewal on the way does not start one.
+
+The lifetime asked for is :data:`SUBSCRIPTION_LIFETIME` (the ``lifetime`` constructor argument,
+else the ``MAILGATE_GRAPH_SUBSCRIPTION_LIFETIME`` environment variable in seconds, capped at
+Graph's 10,080 minutes); the renewal margin is :data:`RENEW_MARGIN` or a quarter of the lifetime,
+whichever is shorter, so a short-lived subscription (tests, cautious deployments) is renewed
+before it lapses.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -52,8 +59,13 @@ from mailgate.store.redis import str_map
 
 #: Lifetime asked for a subscription (Graph allows up to 10,080 minutes for messages).
 SUBSCRIPTION_LIFETIME = timedelta(days=2)
-#: Renew when less than this is left.
+MAX_LIFETIME = timedelta(minutes=10080)
+#: Environment variable overriding the lifetime (seconds).
+LIFETIME_ENV = "MAILGATE_GRAPH_SUBSCRIPTION_LIFETIME"
+#: Renew when less than this (at most a quarter of the lifetime) is left.
 RENEW_MARGIN = timedelta(hours=12)
+#: Shortest wait between two renewal attempts.
+MIN_RENEW_WAIT = 1.0
 #: Hints taken from the list per pass.
 MAX_HINTS = 1000
 #: Path of the notification routes under serviceUrl (see api/routes/graph_notifications.py).
@@ -74,6 +86,18 @@ def iso_utc(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
 
+def configured_lifetime() -> timedelta:
+    """:data:`SUBSCRIPTION_LIFETIME`, or the environment's override (bad values ignored)."""
+    raw = os.environ.get(LIFETIME_ENV, "").strip()
+    try:
+        seconds = float(raw) if raw else 0.0
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        return SUBSCRIPTION_LIFETIME
+    return min(timedelta(seconds=seconds), MAX_LIFETIME)
+
+
 class GraphWatcher:
     """Implements :class:`mailgate.backends.base.Watcher` for Graph accounts."""
 
@@ -84,8 +108,15 @@ class GraphWatcher:
         redis: Redis,
         syncer: Callable[[Folders], Awaitable[GraphSyncer]],
         service_url: ServiceUrl,
+        *,
+        lifetime: timedelta | None = None,
+        renew_margin: timedelta | None = None,
     ) -> None:
         self.account = account
+        self.lifetime = min(lifetime or configured_lifetime(), MAX_LIFETIME)
+        self.renew_margin = (
+            renew_margin if renew_margin is not None else min(RENEW_MARGIN, self.lifetime / 4)
+        )
         self.client = client
         self.redis = redis
         self.folders = Folders(client)
@@ -117,7 +148,7 @@ class GraphWatcher:
             return
         notify, lifecycle = notification_urls(service_url, self.account)
         state = secrets.token_hex(24)
-        expires = datetime.now(UTC) + SUBSCRIPTION_LIFETIME
+        expires = datetime.now(UTC) + self.lifetime
         # the clientState is stored before the handshake: notifications may arrive at once
         await self.redis.hset(
             keys.graph_subscription(self.account), mapping={"clientState": state, "id": ""}
@@ -162,42 +193,51 @@ class GraphWatcher:
         if not self.subscription:
             await self._subscribe()
             return
-        expires = datetime.now(UTC) + SUBSCRIPTION_LIFETIME
+        expires = datetime.now(UTC) + self.lifetime
         try:
-            await self.client.patch(
+            renewed = await self.client.patch(
                 f"/subscriptions/{self.subscription['id']}",
                 {"expirationDateTime": iso_utc(expires)},
                 absolute=True,
             )
         except NotFound:
+            self.subscription = None
             await self._subscribe()
             return
-        self.subscription["expires"] = iso_utc(expires)
+        # Graph's answer is the expiry it granted
+        self.subscription["expires"] = str(renewed.get("expirationDateTime") or iso_utc(expires))
+        self.log.info("subscription renewed", subscription=self.subscription["id"])
         await self.redis.hset(
             keys.graph_subscription(self.account), "expires", self.subscription["expires"]
         )
 
     async def _maybe_renew(self) -> None:
         expires = self._expires()
-        if expires is not None and expires - datetime.now(UTC) < RENEW_MARGIN:
+        if expires is not None and expires - datetime.now(UTC) < self.renew_margin:
             await self._renew()
 
     # -- waiting and syncing ---------------------------------------------------------------------
 
     async def wait_for_changes(self, timeout: float) -> list[str]:
         """Notifications reach the runner through the control channel (a "sync" request), so
-        this only waits out the resync delay, renewing the subscription on the way."""
+        this only waits out the resync delay, renewing the subscription on the way (a renewal
+        does not end the wait: only the resync delay asks for a full pass)."""
         if not self._open:
             raise ConnectError("not connected")
-        await self._maybe_renew()
-        expires = self._expires()
-        if expires is not None:
-            until_renew = (expires - RENEW_MARGIN - datetime.now(UTC)).total_seconds()
-            timeout = max(1.0, min(timeout, until_renew))
-        if await self.redis.llen(keys.graph_hints(self.account)):
-            return ["*"]
-        await asyncio.sleep(timeout)
-        return []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            await self._maybe_renew()
+            if await self.redis.llen(keys.graph_hints(self.account)):
+                return ["*"]
+            left = deadline - loop.time()
+            if left <= 0:
+                return []
+            expires = self._expires()
+            if expires is not None:
+                until_renew = (expires - self.renew_margin - datetime.now(UTC)).total_seconds()
+                left = min(left, max(MIN_RENEW_WAIT, until_renew))
+            await asyncio.sleep(left)
 
     async def _take_hints(self) -> list[dict[str, Any]]:
         key = keys.graph_hints(self.account)

@@ -7,6 +7,7 @@ Foreign errors (``OSError``, ``ssl.SSLError``, ``TimeoutError``) become
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 
 from mailgate.errors import ConnectError
@@ -17,7 +18,10 @@ __all__ = ["make_ssl_context", "open_stream", "upgrade_to_tls"]
 READ_CHUNK = 256 * 1024
 
 
+@functools.cache
 def make_ssl_context(verify: bool = True) -> ssl.SSLContext:
+    """One shared context per verify mode: a context holds the CA store (hundreds of KB), and
+    thousands of connections must not each load their own."""
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False

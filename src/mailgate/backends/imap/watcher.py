@@ -29,6 +29,7 @@ from mailgate.protocols.imap import (
     VanishedResponse,
 )
 
+NOTIFY_RESYNC = 15 * 60.0  # with NOTIFY every folder pushes: the periodic pass is a safety net
 IDLE_RENEW = 25 * 60.0  # re-issue IDLE before servers' 30-minute inactivity logout
 NOOP_POLL = 30.0  # poll interval for servers without IDLE
 WATCH_MAILBOX = "INBOX"
@@ -118,6 +119,8 @@ class ImapWatcher:
             raise ConnectError("not connected")
         if self._hints:
             return self.take_hints()
+        if self.notify:
+            timeout = max(timeout, NOTIFY_RESYNC)
         await self._prepare_wait(client)
         if self._hints:
             return self.take_hints()
