@@ -249,8 +249,8 @@ class GmailSyncer:
                     if now is None:
                         if origin.get(message_id) is None and message_id not in added:
                             # unknown to the index (raced the baseline): adopt silently
-                            snapshot = item["message"].get("labelIds") or []
-                            current[message_id] = {str(x) for x in snapshot}
+                            seen = item["message"].get("labelIds") or []
+                            current[message_id] = {str(x) for x in seen}
                         continue
                     changed = {str(x) for x in item.get("labelIds") or []}
                     current[message_id] = now | changed if adding else now - changed

@@ -198,7 +198,10 @@ class AccountSyncer:
         if cursor is None or not cursor.complete:
             await self._first_index(client, box, mbno, uidvalidity, cursor, announce)
             return
-        if not hinted and self._unchanged(cursor, box.status):
+        # a hint (IDLE/NOTIFY) forces a look only when STATUS cannot show flag changes
+        if self._unchanged(cursor, box.status) and (
+            not hinted or "HIGHESTMODSEQ" in box.status
+        ):
             return
         if self.options.indexer == "fast":
             await self._sync_fast(client, box, mbno, cursor)
