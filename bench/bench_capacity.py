@@ -18,11 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
-
-from bench.common import servers
 from tests.integration.helpers import imap_account
 from tests.servers.mailgate import MailgateProcess
+
+from bench.common import servers
 
 IDLE_SAMPLE = 60.0  # seconds of idle CPU measured
 

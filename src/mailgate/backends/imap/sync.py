@@ -199,9 +199,7 @@ class AccountSyncer:
             await self._first_index(client, box, mbno, uidvalidity, cursor, announce)
             return
         # a hint (IDLE/NOTIFY) forces a look only when STATUS cannot show flag changes
-        if self._unchanged(cursor, box.status) and (
-            not hinted or "HIGHESTMODSEQ" in box.status
-        ):
+        if self._unchanged(cursor, box.status) and (not hinted or "HIGHESTMODSEQ" in box.status):
             return
         if self.options.indexer == "fast":
             await self._sync_fast(client, box, mbno, cursor)
