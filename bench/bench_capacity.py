@@ -51,7 +51,7 @@ def raise_limits(dc, count: int) -> None:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     with servers() as (dc, rs):
         raise_limits(dc, count)
