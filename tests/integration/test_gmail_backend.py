@@ -431,7 +431,7 @@ class _Tokens:
     def __init__(self, user: str, token: str) -> None:
         self.user, self.token = user, token
 
-    async def access_token(self, account: str, *, force_refresh: bool = False) -> tuple[str, str]:
+    async def access_token(self, account: str, *, refused: str | None = None) -> tuple[str, str]:
         return self.user, self.token
 
 

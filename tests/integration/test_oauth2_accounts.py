@@ -554,10 +554,10 @@ async def test_refresh_lock_lets_one_process_refresh(
         assert record is not None and record.oauth2 is not None
         assert record.oauth2["refreshToken"] == "refresh-1"
         assert await client.exists(keys.oauth_lock(account)) == 0
-        # forced after a refused login: both force, but the loser reuses the winner's token
+        # both logins refused the same token at once: the loser reuses the winner's new token
         results = await asyncio.gather(
-            first.access_token(account, force_refresh=True),
-            second.access_token(account, force_refresh=True),
+            first.access_token(account, refused="access-1"),
+            second.access_token(account, refused="access-1"),
         )
         assert one.calls + two.calls == 2
         assert results[0] == results[1]

@@ -6,7 +6,8 @@ The backend layer does not know how tokens are obtained: it asks a :class:`Token
 
 :class:`OAuth2Source` is the :class:`~mailgate.backends.imap.session.CredentialSource` of an OAuth2
 account. Besides the usual call it offers ``refreshed()``: ``open_session`` calls it once when the
-server refused a token we believed valid (revoked early, clock skew), forcing one refresh.
+server refused a token we believed valid (revoked early, clock skew); it names the refused token,
+so a refresh another process already made is reused rather than repeated.
 
 A token endpoint that refuses to issue a token raises :class:`TokenRequestFailed`, an
 :class:`~mailgate.errors.AuthenticationError` carrying the facts of the request
@@ -25,8 +26,12 @@ from mailgate.errors import AuthenticationError
 class TokenProvider(Protocol):
     """Hands out valid OAuth2 access tokens for accounts."""
 
-    async def access_token(self, account: str, *, force_refresh: bool = False) -> tuple[str, str]:
-        """``(login user, access token)``; refreshed when (nearly) expired or when forced."""
+    async def access_token(self, account: str, *, refused: str | None = None) -> tuple[str, str]:
+        """``(login user, access token)``, refreshed when (nearly) expired.
+
+        ``refused`` is a token a server has just turned down: the answer is then another token,
+        refreshed now unless another caller already replaced the refused one.
+        """
         ...
 
 
@@ -50,12 +55,13 @@ class OAuth2Source:
     def __init__(self, tokens: TokenProvider, account: str) -> None:
         self._tokens = tokens
         self._account = account
+        self._last: str | None = None
 
     async def __call__(self) -> Credentials:
-        user, token = await self._tokens.access_token(self._account)
-        return Credentials(user, token, kind="oauth2")
+        user, self._last = await self._tokens.access_token(self._account)
+        return Credentials(user, self._last, kind="oauth2")
 
     async def refreshed(self) -> Credentials:
-        """A token refreshed now, for one retry after the server refused the last one."""
-        user, token = await self._tokens.access_token(self._account, force_refresh=True)
-        return Credentials(user, token, kind="oauth2")
+        """Another token, for one retry after the server refused the last one handed out."""
+        user, self._last = await self._tokens.access_token(self._account, refused=self._last)
+        return Credentials(user, self._last, kind="oauth2")

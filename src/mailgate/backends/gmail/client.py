@@ -209,7 +209,8 @@ class GmailClient:
         if not force and self._token is not None and now - self._token[1] < TOKEN_REUSE:
             return self._token[0]
         try:
-            _user, token = await self._tokens.access_token(self.account, force_refresh=force)
+            refused = self._token[0] if force and self._token is not None else None
+            _user, token = await self._tokens.access_token(self.account, refused=refused)
         except MailgateError:
             if last_ok and self._token is not None:
                 return self._token[0]  # e.g. the account was just deleted: its last token

@@ -255,7 +255,8 @@ class GraphClient:
     # -- tokens --------------------------------------------------------------------------------
 
     async def _token(self, force: bool = False) -> str:
-        _, token = await self._tokens.access_token(self.account, force_refresh=force)
+        refused = self.last_token if force else None
+        _, token = await self._tokens.access_token(self.account, refused=refused)
         self.last_token = token
         return token
 

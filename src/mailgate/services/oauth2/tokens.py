@@ -164,24 +164,32 @@ class TokenService:
         self.apps = apps
         self.client = client or OAuth2Client()
 
-    async def access_token(self, account: str, *, force_refresh: bool = False) -> tuple[str, str]:
-        info = await self.token(account, force_refresh=force_refresh)
+    async def access_token(self, account: str, *, refused: str | None = None) -> tuple[str, str]:
+        info = await self.token(account, refused=refused)
         return info.user, info.access_token
 
-    async def token(self, account: str, *, force_refresh: bool = False) -> TokenInfo:
+    async def token(self, account: str, *, refused: str | None = None) -> TokenInfo:
+        """A usable token; with ``refused`` (a token a server turned down) one other than it.
+
+        Comparing with the refused token, not with whatever is stored when the call starts, is
+        what lets two processes that were refused the same token at once spend one refresh: the
+        later one finds a different token stored and takes it.
+        """
         record = await self._record(account)
         oauth2 = record.oauth2 or {}
         app = await self._app(oauth2)
-        if not force_refresh and is_fresh(oauth2, time.time()):
+        if usable_after_wait(oauth2, refused, time.time()):
             return self._info(oauth2, app, cached=True)
         if not self._can_refresh(app, oauth2):
-            if force_refresh or not oauth2.get("accessToken"):
+            if refused is not None or not oauth2.get("accessToken"):
                 raise AuthenticationError(
                     "The access token was refused and there is no refresh token"
                 )
             return self._info(oauth2, app, cached=True)  # let the server judge it
-        seen = oauth2.get("accessToken")
-        return await self._refresh_locked(account, app, seen if isinstance(seen, str) else None)
+        if refused is None:
+            stored = oauth2.get("accessToken")
+            refused = stored if isinstance(stored, str) else None
+        return await self._refresh_locked(account, app, refused)
 
     # --- internals ----------------------------------------------------------------------------
     async def _record(self, account: str) -> AccountRecord:
