@@ -29,13 +29,14 @@ import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from tests.servers.dovecot import Dovecot, TokenIntrospection, make_base_dir, start_dovecot
 from tests.servers.mailgate import MailgateProcess
 from tests.servers.redis import RedisServer, start_redis
+from tests.servers.redis_cluster import start_redis_cluster
 from tests.servers.smtp import SmtpCapture, start_smtp_capture
 
 DOVECOT_USERS: dict[str, str] = {
@@ -182,9 +183,19 @@ def mail_user(user_factory: Callable[..., MailUser]) -> MailUser:
 # ---- Redis ---------------------------------------------------------------------------------
 
 
+REDIS_KIND = os.environ.get("MAILGATE_TEST_REDIS", "single")  # "cluster": a 3-master cluster
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis"))
+    """The session's Redis; with ``MAILGATE_TEST_REDIS=cluster`` a real 3-master Redis Cluster
+    (its ``url`` lists the nodes, as a user's ``REDIS_URL`` would)."""
+    base = tmp_path_factory.mktemp("redis")
+    server = (
+        cast(RedisServer, start_redis_cluster(base))
+        if REDIS_KIND == "cluster"
+        else start_redis(base)
+    )
     _SESSION_LOGS["redis_server"] = server.log_tail
     yield server
     _SESSION_LOGS.pop("redis_server", None)
@@ -195,11 +206,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def redis_factory(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[], RedisServer]]:
-    """make_redis() -> a fresh private Redis (stopped after the test)."""
+    """make_redis() -> a fresh private Redis (stopped after the test); a private 3-master
+    cluster with ``MAILGATE_TEST_REDIS=cluster``."""
     servers: list[RedisServer] = []
 
     def make_redis() -> RedisServer:
-        server = start_redis(tmp_path_factory.mktemp("redis-own"))
+        base = tmp_path_factory.mktemp("redis-own")
+        server = (
+            cast(RedisServer, start_redis_cluster(base))
+            if REDIS_KIND == "cluster"
+            else start_redis(base)
+        )
         servers.append(server)
         _register_item_log(request.node, f"redis :{server.port} log tail", server.log_tail)
         return server

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tests.servers.redis import sync_client
+
 T = TypeVar("T")
 
 
@@ -66,9 +68,7 @@ def account_events(redis_url: str, account: str) -> list[dict[str, Any]]:
     """Every event in an account's durable event log, oldest first."""
     import json
 
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         rows = client.xrange(f"mg:{{{account}}}:events")
     finally:

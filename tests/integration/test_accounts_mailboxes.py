@@ -8,15 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 
 from tests.conftest import MailUser
 from tests.integration.helpers import imap_account, wait_state
 from tests.servers.dovecot import Dovecot
 from tests.servers.mailgate import MailgateProcess
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, sync_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
 def register(mailgate: MailgateProcess, dovecot: Dovecot, user: MailUser, **extra: Any) -> str:
@@ -55,7 +54,7 @@ def test_account_connects_and_masks_secrets(
         assert by_query["total"] == 1 and by_query["pages"] == 1
 
     # the password is encrypted at rest: it appears nowhere in Redis in plain text
-    raw = redis.Redis.from_url(redis_server.url)
+    raw = sync_client(redis_server.url)
     try:
         for key in raw.scan_iter(f"mg:{{{account}}}:*"):
             if raw.type(key) == b"string":

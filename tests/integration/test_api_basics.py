@@ -6,12 +6,11 @@ import hashlib
 
 import httpx
 import pytest
-import redis
 
 from tests.servers.mailgate import MailgateProcess
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, sync_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
 def test_health_and_openapi_are_public(mailgate: MailgateProcess) -> None:
@@ -72,7 +71,7 @@ def test_tokens_are_stored_hashed_and_manageable(
         assert http.get(f"/v1/tokens/{token_id}").json()["id"] == token_id
 
     # the raw token is nowhere in Redis
-    raw = redis.Redis.from_url(redis_server.url)
+    raw = sync_client(redis_server.url)
     try:
         for key in raw.scan_iter("mg:*"):
             if raw.type(key) == b"string":

@@ -40,6 +40,9 @@ from msgraph.generated.models.mail_folder import MailFolder
 from msgraph.generated.models.message import Message
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.recipient import Recipient
+from msgraph.generated.models.single_value_legacy_extended_property import (
+    SingleValueLegacyExtendedProperty,
+)
 from msgraph.generated.models.subscription import Subscription
 from msgraph.generated.users.item.mail_folders.item.child_folders.child_folders_request_builder import (
     ChildFoldersRequestBuilder,
@@ -50,6 +53,9 @@ from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request
 from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
     MailFoldersRequestBuilder,
 )
+from msgraph.generated.users.item.messages.item.create_forward.create_forward_post_request_body import (
+    CreateForwardPostRequestBody,
+)
 from msgraph.generated.users.item.messages.item.create_reply.create_reply_post_request_body import (
     CreateReplyPostRequestBody,
 )
@@ -58,6 +64,9 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 )
 from msgraph.generated.users.item.messages.item.move.move_post_request_body import (
     MovePostRequestBody,
+)
+from msgraph.generated.users.item.messages.item.reply_all.reply_all_post_request_body import (
+    ReplyAllPostRequestBody,
 )
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import (
@@ -71,6 +80,9 @@ from tests.fakes.graph import FakeGraph, start_fake_graph
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 IMMUTABLE = 'IdType="ImmutableId"'
+#: PidTagLastVerbExecuted, and the $expand that reads it.
+LAST_VERB = "Integer 0x1081"
+EXPAND_VERB = f"singleValueExtendedProperties($filter=id eq '{LAST_VERB}')"
 
 
 # ---- plumbing ----------------------------------------------------------------------------
@@ -531,6 +543,113 @@ async def test_patch_read_flag_categories(
     assert err.response_status_code == 400
 
 
+def one_message(**query: Any) -> RequestConfiguration[Any]:
+    return config(
+        qp_cls=MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters, **query
+    )
+
+
+def verbs(msg: Message | None) -> list[tuple[str | None, str | None]]:
+    return [(p.id, p.value) for p in (msg.single_value_extended_properties or [])] if msg else []
+
+
+async def test_extended_property_patch_and_expand(
+    fake: FakeGraph, client: GraphServiceClient, user: tuple[str, str]
+) -> None:
+    """singleValueExtendedProperties: PATCH on a received message, $expand with a $filter on
+    the id (one message, a collection, together with attachments); no collection when the
+    message lacks the property; ids in any spelling of the same proptag; bad ids, values and
+    unfiltered expands are 400."""
+    mid = fake.rest_id(user[0], fake.deliver(user[0], mime("Verbs", attachment=("a.pdf", b"%P"))))
+    item = client.me.messages.by_message_id(mid)
+    assert (
+        await item.get(one_message(expand=[EXPAND_VERB]))
+    ).single_value_extended_properties is None
+
+    await item.patch(
+        Message(
+            single_value_extended_properties=[
+                SingleValueLegacyExtendedProperty(id=LAST_VERB, value="102")
+            ]
+        )
+    )
+    assert verbs(await item.get(one_message(expand=[EXPAND_VERB]))) == [(LAST_VERB, "102")]
+    spelled = "singleValueExtendedProperties($filter=id eq 'integer 0x01081')"
+    assert verbs(await item.get(one_message(expand=[spelled]))) == [(LAST_VERB, "102")]
+    other = "singleValueExtendedProperties($filter=id eq 'Integer 0x1082')"
+    assert verbs(await item.get(one_message(expand=[other]))) == []
+
+    listed = await client.me.mail_folders.by_mail_folder_id("inbox").messages.get(
+        config(select=["subject"], expand=["attachments($select=id,name)", EXPAND_VERB])
+    )
+    (row,) = listed.value or []
+    assert row.subject == "Verbs" and verbs(row) == [(LAST_VERB, "102")]
+    assert [a.name for a in row.attachments or []] == ["a.pdf"]
+
+    for bad in ("singleValueExtendedProperties", "multiValueExtendedProperties", "nothing"):
+        err = await odata_error(item.get(one_message(expand=[bad])))
+        assert err.response_status_code == 400, bad
+    for prop_id, value in ((LAST_VERB, "not a number"), ("Integer 0x9999", "1"), ("Nope 0x1", "1")):
+        err = await odata_error(
+            item.patch(
+                Message(
+                    single_value_extended_properties=[
+                        SingleValueLegacyExtendedProperty(id=prop_id, value=value)
+                    ]
+                )
+            )
+        )
+        assert err.response_status_code == 400, prop_id
+    assert verbs(await item.get(one_message(expand=[EXPAND_VERB]))) == [(LAST_VERB, "102")]
+
+
+async def test_sending_a_reply_or_forward_records_the_last_verb(
+    fake: FakeGraph, client: GraphServiceClient, user: tuple[str, str]
+) -> None:
+    """Sending a createReply / replyAll / createForward answer sets PidTagLastVerbExecuted on the
+    original (102, 103, 104); a MIME sendMail with In-Reply-To does not."""
+    upn = user[0]
+    ids = {k: fake.rest_id(upn, fake.deliver(upn, mime(k))) for k in ("r", "ra", "f", "mime")}
+
+    draft = await client.me.messages.by_message_id(ids["r"]).create_reply.post(
+        CreateReplyPostRequestBody(comment="Yes")
+    )
+    assert draft and draft.id
+    get_verb = one_message(expand=[EXPAND_VERB])
+    assert verbs(await client.me.messages.by_message_id(ids["r"]).get(get_verb)) == []
+    await client.me.messages.by_message_id(draft.id).send.post()
+    await client.me.messages.by_message_id(ids["ra"]).reply_all.post(
+        ReplyAllPostRequestBody(comment="All of you")
+    )
+    fwd = await client.me.messages.by_message_id(ids["f"]).create_forward.post(
+        CreateForwardPostRequestBody(
+            to_recipients=[Recipient(email_address=EmailAddress(address="carol@example.test"))]
+        )
+    )
+    assert fwd and fwd.id
+    await client.me.messages.by_message_id(fwd.id).send.post()
+    original = fake.message(upn, ids["mime"])
+    async with httpx.AsyncClient() as h:
+        r = await h.post(
+            f"{fake.url}/v1.0/me/sendMail",
+            content=base64.b64encode(
+                mime("Re: mime", sender=upn, in_reply_to=original.internet_message_id)
+            ),
+            headers={"Authorization": f"Bearer {user[1]}", "Content-Type": "text/plain"},
+        )
+    assert r.status_code == 202
+    found = {
+        k: verbs(await client.me.messages.by_message_id(mid).get(get_verb))
+        for k, mid in ids.items()
+    }
+    assert found == {
+        "r": [(LAST_VERB, "102")],
+        "ra": [(LAST_VERB, "103")],
+        "f": [(LAST_VERB, "104")],
+        "mime": [],
+    }
+
+
 async def test_move_ids_change_unless_immutable_and_delete(
     fake: FakeGraph, client: GraphServiceClient, user: tuple[str, str]
 ) -> None:
@@ -701,6 +820,33 @@ async def test_delta_round_trip_removed_and_410(
     fake.expire_delta_tokens(upn)
     err = await odata_error(delta.with_url(quiet.odata_delta_link).get())
     assert err.response_status_code == 410 and err.error and err.error.code == "SyncStateNotFound"
+
+
+async def test_delta_expands_extended_properties(
+    fake: FakeGraph, client: GraphServiceClient, user: tuple[str, str]
+) -> None:
+    """$expand is kept in the delta links; a PATCH of an extended property is an update the
+    next round returns, expanded."""
+    upn = user[0]
+    mid = fake.deliver(upn, mime("Delta verb"))
+    delta = client.me.mail_folders.by_mail_folder_id("inbox").messages.delta
+    first = await delta.get(
+        config(
+            {"Prefer": IMMUTABLE},
+            qp_cls=DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters,
+            select=["subject"],
+            expand=[EXPAND_VERB],
+        )
+    )
+    assert [(m.id, verbs(m)) for m in first.value or []] == [(mid, [])]
+    assert first.odata_delta_link
+    fake.modify_as_other_client(upn, mid, last_verb=103)
+    changes = await delta.with_url(first.odata_delta_link).get(
+        config({"Prefer": IMMUTABLE}, qp_cls=None)
+    )
+    assert [(m.id, m.subject, verbs(m)) for m in changes.value or []] == [
+        (mid, "Delta verb", [(LAST_VERB, "103")])
+    ]
 
 
 # ---- subscriptions -----------------------------------------------------------------------

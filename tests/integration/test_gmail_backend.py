@@ -512,6 +512,13 @@ async def test_first_index_resumes_from_the_last_page_committed(
             e for e in account_events(service[1].url, account) if e["event"] == "accountInitialized"
         ]
         assert len(initialized) == 1
+        # mail that arrived after the first index began is announced once, the rest never
+        announced = [
+            e["data"]["id"]
+            for e in account_events(service[1].url, account)
+            if e["event"] == "messageNew"
+        ]
+        assert announced == [late]
     finally:
         await redis.aclose()
 

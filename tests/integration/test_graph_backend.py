@@ -2,15 +2,16 @@
 
 An OAuth2 app (provider ``outlook``, ``baseScopes: api``) points its ``apiUrl`` and ``tokenUrl``
 at the fake; accounts carry a delegated token the fake issued. Checked: connection, folders,
-listing, byte-identical source, attachments, flags/categories, move (id kept), delete, threads
-across folders, search (to/cc via KQL), upload, bulk, shared mailboxes, change events by delta
-(incl. an expired delta token → mailboxReset), subscriptions (handshake, notifications, renewal on
-lifecycle events, removal when the account goes) and 429 storms.
+listing, byte-identical source, attachments, flags/categories, ``\\Answered`` (the extended
+property PidTagLastVerbExecuted), move (id kept), delete, threads across folders, search (to/cc
+via KQL), upload, bulk, shared mailboxes, change events by delta (incl. an expired delta token →
+mailboxReset), subscriptions (handshake, notifications, renewal on lifecycle events, removal when
+the account goes) and 429 storms.
 
 The subscription lifecycle (``missed`` catch-up, renewal before expiry), ``notifyText`` /
-``notifyHeaders`` and flag changes by another client run against a private service (own Redis,
-``resyncDelay`` of an hour so only a catch-up or a notification explains an event, 8-second
-subscriptions so a renewal is seen quickly, ``notifyText`` on).
+``notifyHeaders`` and flag changes by another client (``\\Answered`` included) run against a
+private service (own Redis, ``resyncDelay`` of an hour so only a catch-up or a notification
+explains an event, 8-second subscriptions so a renewal is seen quickly, ``notifyText`` on).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Any
 import httpx
 import pytest
 
-from mailgate.backends.graph.watcher import LIFETIME_ENV
 from mailgate.services.oauth2.tokens import iso_from_epoch
 from tests.fakes.graph import FakeGraph, start_fake_graph
 from tests.integration.helpers import account_events, wait_for, wait_state
@@ -35,6 +35,10 @@ from tests.servers.redis import RedisServer, start_redis
 
 pytestmark = pytest.mark.integration
 
+#: The setting of the subscription lifetime (seconds), read by ``Config``.
+LIFETIME_ENV = "MAILGATE_GRAPH_SUBSCRIPTION_LIFETIME"
+#: PidTagLastVerbExecuted as the fake stores it (``\\Answered`` on Graph accounts).
+LAST_VERB = "Integer 0x1081"
 CLIENT_ID = "mailgate-graph-tests"
 CLIENT_SECRET = "graph-secret-value-1234"
 
@@ -266,6 +270,99 @@ def test_thread_search_upload_bulk(fake: FakeGraph, account: tuple[str, str, htt
     assert unseen["total"] == 0
 
 
+def last_verb_of(fake: FakeGraph, upn: str, mid: str) -> str | None:
+    """PidTagLastVerbExecuted of a stored message (None: the message has none)."""
+    with fake.lock:
+        return fake.message(upn, mid).ext.get(LAST_VERB)
+
+
+def listing_calls(fake: FakeGraph, upn: str) -> int:
+    routes = fake.stats(upn)["routes"]
+    return sum(n for route, n in routes.items() if route == "GET /mailFolders/{id}/messages")
+
+
+def test_answered_flag_on_graph(fake: FakeGraph, account: tuple[str, str, httpx.Client]) -> None:
+    """``\\Answered`` is PidTagLastVerbExecuted 102/103: listed and read with the message (in the
+    same one call per page), set and cleared by the flags update, the upload and bulk updates;
+    a forward (104) is not ``\\Answered`` and removing ``\\Answered`` leaves it alone."""
+    acc, upn, http = account
+    mid = fake.deliver(upn, mime("Answer me"))
+    fwd = fake.deliver(upn, mime("Forward me"))
+    fake.modify_as_other_client(upn, fwd, last_verb=104)  # forwarded from Outlook
+    url = f"/v1/account/{acc}/message/{mid}"
+    plain = http.get(url).json()
+    assert "\\Answered" not in plain["flags"] and "answered" not in plain
+
+    resp = http.put(url, json={"flags": {"add": ["\\Answered"]}})
+    assert resp.status_code == 200 and resp.json() == {"flags": {"add": True}}, resp.text
+    assert last_verb_of(fake, upn, mid) == "102"
+    details = http.get(url).json()
+    assert "\\Answered" in details["flags"] and details["answered"] is True
+
+    before = listing_calls(fake, upn)
+    page = http.get(f"/v1/account/{acc}/messages", params={"path": "INBOX"}).json()
+    assert listing_calls(fake, upn) - before == 1
+    listed = {m["id"]: m for m in page["messages"]}
+    assert listed[mid]["flags"] == ["\\Answered"] and listed[mid]["answered"] is True
+    assert listed[fwd]["flags"] == [] and "answered" not in listed[fwd]
+    # a search Graph answers in two steps ($search, then the flag terms here) sees it too
+    found = http.post(
+        f"/v1/account/{acc}/search",
+        params={"path": "INBOX"},
+        json={"search": {"subject": "Answer me", "unseen": True}},
+    ).json()
+    assert [m["flags"] for m in found["messages"]] == [["\\Answered"]]
+
+    # removing clears a reply, leaves a forward
+    assert http.put(url, json={"flags": {"delete": ["\\Answered"]}}).status_code == 200
+    assert last_verb_of(fake, upn, mid) == "0"
+    assert "\\Answered" not in http.get(url).json()["flags"]
+    fwd_url = f"/v1/account/{acc}/message/{fwd}"
+    assert http.put(fwd_url, json={"flags": {"delete": ["\\Answered"]}}).status_code == 200
+    assert last_verb_of(fake, upn, fwd) == "104"
+    # set replaces every flag
+    assert http.put(url, json={"flags": {"set": ["\\Seen", "\\Answered"]}}).status_code == 200
+    assert last_verb_of(fake, upn, mid) == "102" and fake.message(upn, mid).is_read
+    assert http.put(url, json={"flags": {"set": ["\\Seen"]}}).status_code == 200
+    assert last_verb_of(fake, upn, mid) == "0"
+    assert http.get(url).json()["flags"] == ["\\Seen"]
+
+    # an upload with \\Answered, and bulk updates
+    up = http.post(
+        f"/v1/account/{acc}/message",
+        json={
+            "path": "INBOX",
+            "flags": ["\\Answered"],
+            "raw": base64.b64encode(mime("Answered upload")).decode(),
+        },
+    )
+    assert up.status_code == 200, up.text
+    assert last_verb_of(fake, upn, up.json()["id"]) == "102"
+    bulk_url = f"/v1/account/{acc}/messages"
+    only_fwd = {"subject": "Forward me"}
+    resp = http.put(
+        bulk_url,
+        params={"path": "INBOX"},
+        json={"search": only_fwd, "update": {"flags": {"delete": ["\\Answered"]}}},
+    )
+    assert resp.status_code == 200, resp.text
+    assert last_verb_of(fake, upn, fwd) == "104"
+    resp = http.put(
+        bulk_url,
+        params={"path": "INBOX"},
+        json={"search": only_fwd, "update": {"flags": {"add": ["\\Answered"]}}},
+    )
+    assert resp.status_code == 200, resp.text
+    assert last_verb_of(fake, upn, fwd) == "102"
+    resp = http.put(
+        bulk_url,
+        params={"path": "INBOX"},
+        json={"search": {"emailIds": [fwd]}, "update": {"flags": {"delete": ["\\Answered"]}}},
+    )
+    assert resp.status_code == 200, resp.text
+    assert last_verb_of(fake, upn, fwd) == "0"
+
+
 def test_changes_by_delta_and_notifications(
     fake: FakeGraph, account: tuple[str, str, httpx.Client], redis_server: RedisServer
 ) -> None:
@@ -375,6 +472,33 @@ def test_reply_by_reference_on_graph(
     )
     assert b"In-Reply-To: " + original_header.split(b":", 1)[1].strip() in sent.raw
     assert b"Subject: Re: Graph question" in sent.raw
+
+
+def test_reply_by_reference_marks_the_original_answered(
+    fake: FakeGraph, account: tuple[str, str, httpx.Client], redis_server: RedisServer
+) -> None:
+    """A reply sent through the outbox (``sendMail`` with MIME, which does not touch the
+    original) marks the referenced message answered through the backend (PATCH of
+    PidTagLastVerbExecuted), as it sets ``\\Answered`` over IMAP."""
+    acc, upn, http = account
+    original = fake.deliver(upn, mime("Answer by the outbox", to=upn))
+    resp = http.post(
+        f"/v1/account/{acc}/submit",
+        json={
+            "from": {"address": upn},
+            "reference": {"message": original, "action": "reply-all"},
+            "text": "answered through the outbox",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    wait_event_named(redis_server, acc, "messageSent")
+    wait_for(
+        lambda: last_verb_of(fake, upn, original) in ("102", "103"),
+        timeout=10,
+        what="the original marked answered",
+    )
+    flags = http.get(f"/v1/account/{acc}/message/{original}").json()["flags"]
+    assert "\\Answered" in flags
 
 
 # -- subscription lifecycle, notifyText / notifyHeaders, flags by another client -------------
@@ -593,3 +717,35 @@ def test_flag_changes_by_another_client(
         "deleted": ["\\Flagged", "\\Seen"],
         "value": [],
     }
+
+
+def test_answered_changes_reported_by_sync(
+    fake: FakeGraph, quiet: tuple[str, str, httpx.Client, RedisServer]
+) -> None:
+    """A reply sent from Outlook (PidTagLastVerbExecuted 102) is a ``messageUpdated`` adding
+    ``\\Answered``; a later forward (104: the last verb is a forward) removes it; so does the
+    API's flags update, seen through the notification of the PATCH."""
+    acc, upn, http, redis = quiet
+    mid = fake.deliver(upn, mime("Reply to me"))
+    new_event(redis, acc, mid)
+
+    def updates() -> list[dict[str, Any]]:
+        return [e for e in events_of(redis, acc, "messageUpdated") if e["data"]["id"] == mid]
+
+    def nth_update(n: int) -> dict[str, Any]:
+        wait_for(lambda: len(updates()) >= n, timeout=10, what=f"messageUpdated #{n}")
+        found = updates()
+        assert len(found) == n, found
+        return found[-1]
+
+    fake.modify_as_other_client(upn, mid, last_verb=102)
+    assert nth_update(1)["data"]["changes"] == {
+        "flags": {"added": ["\\Answered"], "deleted": [], "value": ["\\Answered"]}
+    }
+    fake.modify_as_other_client(upn, mid, last_verb=104)
+    assert nth_update(2)["data"]["changes"] == {
+        "flags": {"added": [], "deleted": ["\\Answered"], "value": []}
+    }
+    resp = http.put(f"/v1/account/{acc}/message/{mid}", json={"flags": {"add": ["\\Answered"]}})
+    assert resp.status_code == 200, resp.text
+    assert nth_update(3)["data"]["changes"]["flags"]["added"] == ["\\Answered"]

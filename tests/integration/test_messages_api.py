@@ -28,7 +28,7 @@ from tests.integration.helpers import imap_account
 from tests.servers.dovecot import Dovecot
 from tests.servers.mailgate import MailgateProcess
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 CRLF = policy.default.clone(linesep="\r\n")
 NESTED = "Archiv/Über ✓"

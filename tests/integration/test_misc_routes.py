@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
+import redis.cluster
 
 from tests.conftest import MailUser
 from tests.integration.helpers import imap_account, wait_for, wait_state
 from tests.servers.dovecot import Dovecot
 from tests.servers.mailgate import MailgateProcess
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, sync_client
 from tests.servers.smtp import SmtpCapture
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def test_webhook_routes_are_listed_and_read(
         before = http.get("/v1/webhookRoutes").json()
         assert {"total", "page", "pages", "webhooks"} <= set(before)
         route_id = f"r{uuid.uuid4().hex[:10]}"
-        raw = redis.Redis.from_url(redis_server.url)
+        raw = sync_client(redis_server.url)
         try:  # routes have no write API yet: store one the way the service keeps them
             raw.set(
                 f"mg:{{mg}}:whr:r:{route_id}",
@@ -286,13 +286,22 @@ class SseReader:
 
 
 def wake_subscribers(redis_url: str) -> int:
-    raw = redis.Redis.from_url(redis_url)
+    """Subscribers of the webhook wake channel (summed over the nodes of a cluster: a client
+    subscribes on one node of its choice)."""
+    raw = sync_client(redis_url)
+    channel = "mg:{mg}:wh:wake"
     try:
-        return int(dict(raw.pubsub_numsub("mg:{mg}:wh:wake"))[b"mg:{mg}:wh:wake"])
+        if isinstance(raw, redis.cluster.RedisCluster):
+            return sum(
+                int(dict(raw.pubsub_numsub(channel, target_nodes=node))[channel.encode()])
+                for node in raw.get_nodes()
+            )
+        return int(dict(raw.pubsub_numsub(channel))[channel.encode()])
     finally:
         raw.close()
 
 
+@pytest.mark.cluster
 def test_change_stream_delivers_new_mail(
     mailgate: MailgateProcess,
     dovecot: Dovecot,

@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import msgspec
 import pytest
-import redis
 
 from mailgate.domain.account import AccountRecord
 from mailgate.services.oauth2.apps import AppService
@@ -35,7 +34,7 @@ from tests.integration.helpers import account_events, wait_for, wait_state
 from tests.servers.dovecot import Dovecot, TokenIntrospection
 from tests.servers.mailgate import MailgateProcess
 from tests.servers.oauth2 import OAuth2Server
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, sync_client
 from tests.servers.smtp import SmtpCapture
 
 pytestmark = pytest.mark.integration
@@ -161,7 +160,7 @@ def test_app_crud_masks_secrets(
         assert bad.status_code == 400 and bad.json()["code"] == "InputValidationError"
         assert http.post("/v1/oauth2", json={"name": "x", "provider": "nope"}).status_code == 400
 
-        raw = redis.Redis.from_url(redis_server.url)
+        raw = sync_client(redis_server.url)
         try:
             stored = raw.get(keys.oauth_app(app_id))
             assert stored is not None and secret.encode() not in stored
@@ -176,6 +175,7 @@ def test_app_crud_masks_secrets(
         assert http.get(f"/v1/oauth2/{app_id}").status_code == 404
 
 
+@pytest.mark.cluster
 def test_token_account_stays_connected_through_expiries(
     mailgate: MailgateProcess, dovecot: Dovecot, auth: OAuth2Server, mail_user: MailUser
 ) -> None:
@@ -510,6 +510,7 @@ class SlowClient(OAuth2Client):
         return TokenResponse(f"access-{n}", f"refresh-{n}", 3600.0, None, None)
 
 
+@pytest.mark.cluster
 async def test_refresh_lock_lets_one_process_refresh(
     redis_factory: Callable[[], RedisServer],
 ) -> None:

@@ -10,23 +10,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 
 from tests.conftest import MailUser
 from tests.integration.helpers import account_events, imap_account, wait_event, wait_for
 from tests.integration.test_sync_events import message
 from tests.servers.dovecot import Dovecot
 from tests.servers.mailgate import MailgateProcess
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, sync_client
 
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.cluster]
 
 SECRET = "shared-secret-for-all-processes"
 ACCOUNTS = 9
 
 
 def owners(url: str, accounts: list[str]) -> dict[str, str | None]:
-    r = redis.Redis.from_url(url)
+    r = sync_client(url)
     try:
         raw = [r.get(f"mg:{{{a}}}:lease") for a in accounts]
     finally:

@@ -31,7 +31,7 @@ from tests.servers.mailgate import MailgateProcess
 from tests.servers.redis import RedisServer
 from tests.servers.smtp import CapturedMessage, SmtpCapture
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 RETRY_DELAY = 0.2  # seconds: the deliveryRetryDelay setting for these tests
 

@@ -22,7 +22,7 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.mailgate import MailgateProcess
 from tests.servers.redis import RedisServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
 def message(subject: str, body: str = "hello") -> bytes:

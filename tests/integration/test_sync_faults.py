@@ -8,14 +8,13 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-import redis
 
 from tests.conftest import MailUser
 from tests.integration.helpers import account_events, imap_account, wait_event, wait_for, wait_state
 from tests.integration.test_sync_events import message
 from tests.servers.dovecot import Dovecot
 from tests.servers.mailgate import MailgateProcess
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, sync_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -24,7 +23,7 @@ FOLDER_SIZE = 20_000
 
 def inbox_progress(redis_url: str, account: str) -> tuple[int, bool]:
     """(highest UID indexed, first index complete) of the account's INBOX."""
-    r = redis.Redis.from_url(redis_url)
+    r = sync_client(redis_url)
     try:
         mbno = r.hget(f"mg:{{{account}}}:mbsync", "INBOX")
         if mbno is None:
@@ -82,7 +81,7 @@ def test_kill_during_first_index_resumes_without_duplicates(
     assert len(inits) == 1
 
     # the index holds one compact record per message
-    r = redis.Redis.from_url(store.url)
+    r = sync_client(store.url)
     try:
         mbno = int(r.hget(f"mg:{{{account}}}:mbsync", "INBOX"))
         chunks = r.smembers(f"mg:{{{account}}}:ixc:{mbno}")

@@ -37,7 +37,7 @@ from mailgate.store.redis import connect
 from mailgate.store.tokens import TokenStore
 from tests.servers.redis import RedisServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 FAST = 0.01  # base retry delay in tests (seconds)
 LIVENESS = 120.0  # generous bound for "eventually": a hang fails instead of blocking forever

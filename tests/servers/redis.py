@@ -14,7 +14,13 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
+import redis
+import redis.cluster
+from redis.cluster import ClusterNode
+
+from mailgate.store.redis import parse_redis_url
 from tests.servers.ports import HOST, free_port
 
 START_TIMEOUT = 20.0
@@ -169,3 +175,13 @@ class RedisServer:
 
 def start_redis(base: Path, *, port: int | None = None) -> RedisServer:
     return RedisServer(base, port=port).start()
+
+
+def sync_client(url: str) -> redis.Redis:
+    """A synchronous client for a test's look into Redis: one server or a cluster (the same
+    ``REDIS_URL`` forms the service accepts)."""
+    target = parse_redis_url(url)
+    if not target.cluster:
+        return redis.Redis.from_url(target.url)
+    nodes = [ClusterNode(host, port) for host, port in target.nodes]
+    return cast(redis.Redis, redis.cluster.RedisCluster(startup_nodes=nodes))

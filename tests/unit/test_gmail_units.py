@@ -248,7 +248,6 @@ def test_label_bits_and_update_payloads() -> None:
     assert data is not None
     assert data["changes"]["flags"] == {
         "added": ["\\Flagged", "\\Seen"],
-        "deleted": [],
         "value": ["\\Flagged", "\\Seen"],
     }
     assert data["changes"]["labels"]["added"] == ["Work/Projects"]

@@ -251,32 +251,3 @@ def test_mime_extras_text_and_headers() -> None:
     add_mime_extras(only, html_only, ("x-t",), None)
     assert only["headers"] == {"x-t": ["a b"]}  # unfolded
     assert set(only["text"]) == {"id", "html", "hasMore"}  # type: ignore[arg-type]
-
-
-# -- subscription lifetime ---------------------------------------------------------------------
-
-
-def test_subscription_lifetime_and_margin(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datetime import timedelta
-
-    from mailgate.backends.graph import watcher as w
-
-    monkeypatch.delenv(w.LIFETIME_ENV, raising=False)
-    assert w.configured_lifetime() == w.SUBSCRIPTION_LIFETIME
-    for bad in ("", "x", "-5", "0"):
-        monkeypatch.setenv(w.LIFETIME_ENV, bad)
-        assert w.configured_lifetime() == w.SUBSCRIPTION_LIFETIME
-    monkeypatch.setenv(w.LIFETIME_ENV, "8")
-    assert w.configured_lifetime() == timedelta(seconds=8)
-    monkeypatch.setenv(w.LIFETIME_ENV, str(10**9))
-    assert w.configured_lifetime() == w.MAX_LIFETIME
-
-    def watcher(**kw: timedelta) -> w.GraphWatcher:
-        return w.GraphWatcher("a", None, None, None, None, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setenv(w.LIFETIME_ENV, "8")
-    assert watcher().renew_margin == timedelta(seconds=2)  # a quarter of 8 s
-    monkeypatch.delenv(w.LIFETIME_ENV)
-    assert watcher().renew_margin == w.RENEW_MARGIN
-    short = watcher(lifetime=timedelta(minutes=20), renew_margin=timedelta(minutes=1))
-    assert (short.lifetime, short.renew_margin) == (timedelta(minutes=20), timedelta(minutes=1))

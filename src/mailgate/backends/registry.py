@@ -19,7 +19,7 @@ from mailgate.backends.graph.backend import GraphBackend, graph_api_url, mailbox
 from mailgate.backends.graph.client import GraphClient, GraphHttp
 from mailgate.backends.graph.folders import Folders
 from mailgate.backends.graph.sync import GraphSyncer
-from mailgate.backends.graph.watcher import GraphWatcher
+from mailgate.backends.graph.watcher import GraphWatcher, configured_lifetime
 from mailgate.backends.imap.backend import ImapBackend
 from mailgate.backends.imap.session import CredentialSource, password_source
 from mailgate.backends.imap.watcher import ImapWatcher, SyncerFactory
@@ -46,6 +46,7 @@ class BackendOptions:
     apps: AppLoader | None = None  # API backends (Gmail, Graph) read their app's endpoints here
     app_tokens: Any = None  # tokens of service apps (Pub/Sub): TokenService.request_token
     graph_http: GraphHttp | None = None  # the process's one HTTP pool for Microsoft Graph
+    graph_subscription_lifetime: float | None = None  # seconds (Config); None: the default
 
 
 def credentials_for(record: AccountRecord, options: BackendOptions) -> CredentialSource:
@@ -270,7 +271,10 @@ async def build_graph_watcher(
             runtime.sync_options,
         )
 
-    return GraphWatcher(record.account, client, runtime.redis, syncer, runtime.service_url)
+    lifetime = configured_lifetime(options.graph_subscription_lifetime)
+    return GraphWatcher(
+        record.account, client, runtime.redis, syncer, runtime.service_url, lifetime=lifetime
+    )
 
 
 class BackendCache:

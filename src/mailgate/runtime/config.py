@@ -45,6 +45,7 @@ class Config(BaseSettings):
     shutdown_timeout: float = Field(default=8.0, gt=0)
     logins_per_second: float = Field(default=25.0, ge=0)  # new IMAP logins per host (0: no limit)
     index_chunk: int = Field(default=5_000, ge=1, le=1_000_000)  # UIDs per first-index step
+    graph_subscription_lifetime: float | None = Field(default=None, gt=0)  # seconds; None: 2 days
 
     def has_role(self, role: Role) -> bool:
         return Role.ALL in self.roles or role in self.roles

@@ -168,6 +168,7 @@ async def build_container(config: Config) -> Container:
         apps=oauth2.apps,
         app_tokens=oauth2.tokens,  # Gmail push: Pub/Sub service-account tokens
         graph_http=(graph_http := GraphHttp()),
+        graph_subscription_lifetime=config.graph_subscription_lifetime,
     )
     backends = BackendCache(options)
     account_service = AccountService(redis, accounts, events, settings, backends)

@@ -20,6 +20,7 @@ from mailgate.backends.base import Watcher
 from mailgate.domain.account import AccountState, LastError, RuntimeState
 from mailgate.errors import AuthenticationError, ConfigError, ConnectError, MailgateError
 from mailgate.runtime.backoff import AUTH_BASE_DELAY, AUTH_MAX_DELAY, Backoff
+from mailgate.runtime.metrics import backend_label, count_connection
 from mailgate.store.accounts import AccountStore
 from mailgate.store.commit import LeaseLost
 from mailgate.store.events import EventLog, iso_now
@@ -123,7 +124,7 @@ class AccountRunner:
         assert self.watcher is not None
         await self._set_state(AccountState.CONNECTING)
         try:
-            await self.watcher.open()
+            await count_connection(backend_label(self.watcher), self.watcher.open())
         except AuthenticationError as exc:
             await self.watcher.close()
             await self._on_auth_failure(exc)

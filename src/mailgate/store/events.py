@@ -39,6 +39,12 @@ def event_fields(
     return {"e": json.dumps(entry, separators=(",", ":"), default=str)}
 
 
+_SIGNAL = """
+redis.call('zadd', KEYS[1], 'NX', ARGV[1], ARGV[2])
+redis.call('publish', ARGV[3], ARGV[2])
+"""
+
+
 def stage_append(pipe: Any, account: str, fields: dict[str, str]) -> None:
     """Queue the XADD of one event and its waiting count on ``pipe`` (one slot: MULTI-safe)."""
     pipe.xadd(keys.events(account), fields, maxlen=EVENT_LOG_MAXLEN, approximate=True)
@@ -52,10 +58,10 @@ async def signal_appended(redis: Redis, account: str) -> None:
     lives in the instance slot, so it cannot share the transaction that appended the events;
     the webhook workers' recovery scan re-marks an account whose mark was lost.
     """
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zadd(keys.WEBHOOK_PENDING, {account: int(time.time() * 1000)}, nx=True)
-        pipe.publish(keys.WEBHOOK_WAKE, account)
-        await pipe.execute()
+    # one script, not a pipeline: a cluster client refuses PUBLISH in a pipeline
+    await redis.eval(
+        _SIGNAL, 1, keys.WEBHOOK_PENDING, int(time.time() * 1000), account, keys.WEBHOOK_WAKE
+    )
 
 
 class EventLog:

@@ -12,7 +12,7 @@ import time
 from redis.asyncio import Redis
 
 from mailgate.store import keys
-from mailgate.store.redis import mapping, text
+from mailgate.store.redis import mapping, stage_script, text
 
 LEASE_TTL_MS = 10_000  # a dead process's accounts move after at most this long
 NODE_TTL_MS = 10_000  # a process missing heartbeats this long no longer counts as live
@@ -67,9 +67,7 @@ class LeaseStore:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for account in accounts:
-                await self._renew(
-                    keys=[keys.lease(account)], args=[self.node_id, ttl_ms], client=pipe
-                )
+                await stage_script(pipe, self._renew, [keys.lease(account)], [self.node_id, ttl_ms])
             results = await pipe.execute()
         return [bool(r) for r in results]
 

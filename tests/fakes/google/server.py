@@ -23,7 +23,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -42,6 +43,16 @@ MAIL_SCOPE = "https://mail.google.com/"
 MODIFY_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
 PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 DEFAULT_SCOPES: tuple[str, ...] = (MAIL_SCOPE, "openid", "email")
+
+
+@dataclass
+class _CallHook:
+    """A test action waiting for the ``remaining``-th next answered call of ``method``."""
+
+    method: str
+    user: str | None
+    remaining: int
+    action: Callable[[], object]
 
 
 class FakeGoogle:
@@ -96,6 +107,7 @@ class FakeGoogle:
         self.require_push_grant = require_push_grant
         self._pending_push: dict[str, float] = {}
         self._outbox: dict[str, list[bytes]] = {}
+        self._call_hooks: list[_CallHook] = []
         self._stopping = False
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -218,6 +230,19 @@ class FakeGoogle:
             target = self.mailboxes.get(address)
             if target is not None and target is not mailbox:
                 target.add(without_bcc, ["INBOX", "UNREAD"])
+
+    def after_call(self, email_address: str, method: str) -> None:
+        """A Gmail call of a user was answered (called under the state lock): run due hooks."""
+        due: list[_CallHook] = []
+        for hook in self._call_hooks:
+            if hook.method != method or hook.user not in (None, email_address.lower()):
+                continue
+            hook.remaining -= 1
+            if hook.remaining == 0:
+                due.append(hook)
+        for hook in due:
+            self._call_hooks.remove(hook)
+            hook.action()
 
     def _on_change(self, mailbox: Mailbox, labels: set[str]) -> None:
         watch = mailbox.watch
@@ -366,6 +391,34 @@ class FakeGoogle:
             return [
                 m.id for m in box.search(None, [label] if label else [], include_spam_trash=True)
             ]
+
+    def on_call(
+        self,
+        method: str,
+        action: Callable[[], object],
+        *,
+        email_address: str | None = None,
+        after: int = 1,
+    ) -> None:
+        """Run ``action`` once, when the ``after``-th next ``method`` call (``"messages.list"``,
+        ``"history.list"``, ... as in :data:`UNITS`) of a user (or of anyone) has been answered.
+
+        The action runs under the state lock after the answer was computed and before it is
+        sent, so what it changes (``deliver``, ``modify_as_other_client`` ...) is not in that
+        answer but is in every later one: mail that arrives between two pages of a listing.
+        Test control only: it changes nothing in how Google answers. Calls that fail (quota,
+        ``fail_next``, a 4xx) do not count.
+        """
+        if after < 1:
+            raise ValueError("after must be at least 1")
+        user = email_address.lower() if email_address else None
+        with self._lock:
+            self._call_hooks.append(_CallHook(method, user, after, action))
+
+    def pending_call_hooks(self) -> int:
+        """How many ``on_call`` actions have not run yet."""
+        with self._lock:
+            return len(self._call_hooks)
 
     # -- test helpers: quota, faults, time -------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 429, email_address: str | None = None) -> None:

@@ -24,8 +24,8 @@ Helpers (plain Python, callable from the test's thread): ``add_user``, ``user_to
 ``errors`` (tracebacks of fake bugs, answered as 500).
 
 Modules: ``server`` (routing, auth, throttling, batch, thread), ``model`` (mailbox state, MIME),
-``odata`` (query options), ``folders``, ``messages``, ``delta``, ``subscriptions``,
-``identity``, ``context``, ``errors``.
+``odata`` (query options), ``extended`` (single-value extended properties, ``$expand``),
+``folders``, ``messages``, ``delta``, ``subscriptions``, ``identity``, ``context``, ``errors``.
 """
 
 from tests.fakes.graph.server import FakeGraph, OutboundMail, running_fake_graph, start_fake_graph

@@ -9,8 +9,8 @@ https://learn.microsoft.com/en-us/graph/api/message-delta?view=graph-rest-1.0:
 - a round started from a deltaLink returns messages created or updated since, and
   ``{"id", "@removed": {"reason": "deleted"}}`` for messages deleted or moved out (a message that
   moved without ``Prefer: IdType="ImmutableId"`` leaves under its old id and comes back as new);
-- ``$select`` is kept in the links; ``$filter`` accepts only ``receivedDateTime ge|gt value``;
-  ``$orderby`` and ``$search`` are not supported;
+- ``$select`` and ``$expand`` are kept in the links; ``$filter`` accepts only
+  ``receivedDateTime ge|gt value``; ``$orderby`` and ``$search`` are not supported;
 - an expired or unknown token answers 410 Gone (``SyncStateNotFound``): the client must restart
   (https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset).
 """
@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.fakes.graph.context import Ctx, Resp
 from tests.fakes.graph.errors import GraphError, bad_request
+from tests.fakes.graph.extended import Expand, parse_expand
 from tests.fakes.graph.model import Folder, parse_iso
 from tests.fakes.graph.odata import parse_select
 
@@ -47,6 +48,7 @@ class DeltaState:
         default_factory=list
     )  # ("msg", imm_id) | ("removed", id)
     changed_only: str | None = None
+    expand: Expand = field(default_factory=Expand)
 
 
 def _gone() -> GraphError:
@@ -105,6 +107,7 @@ def delta(ctx: Ctx, folder: Folder) -> Resp:
             mb.upn, folder.id, -1, mb.seq, mb.delta_generation, ctx.immutable, select, after, strict
         )
         state.changed_only = q.get("changeType")
+        state.expand = parse_expand(q.get("$expand"))
         msgs = sorted(mb.in_folder(folder.id), key=lambda m: m.received, reverse=True)
         state.pending = [("msg", m.imm_id) for m in msgs if _in_range(state, m.received)]
     return _page(ctx, state, folder)
@@ -138,6 +141,7 @@ def _next_round(ctx: Ctx, prev: DeltaState) -> DeltaState:
         prev.received_after,
         prev.strict,
         changed_only=prev.changed_only,
+        expand=prev.expand,
     )
     seen: set[str] = set()
     for r in mb.removals:
@@ -181,7 +185,8 @@ def _page(ctx: Ctx, state: DeltaState, folder: Folder) -> Resp:
             msg_id=m.imm_id if state.immutable else m.rest_id,
             select=state.select,
             folder_id=m.folder_id,
-            expand_attachments=False,
+            expand_attachments=state.expand.attachments,
+            extended=state.expand.properties,
         )
         items.append({"@odata.type": "#microsoft.graph.message", **row})
     token = secrets.token_urlsafe(24)

@@ -12,6 +12,11 @@ References (Graph v1.0):
   (MIME: ``Content-Type: text/plain`` and base64 body; a bad one is
   ``ErrorMimeContentInvalidBase64String``)
 - update: https://learn.microsoft.com/en-us/graph/api/message-update?view=graph-rest-1.0
+  (and ``singleValueExtendedProperties`` on any message, see ``extended``)
+- ``$expand``: ``attachments`` and ``singleValueExtendedProperties($filter=id eq '…')``, see
+  ``extended``; sending a createReply/createReplyAll/createForward draft (or reply, replyAll,
+  forward) sets PidTagLastVerbExecuted 102/103/104 on the original, as Exchange does; a MIME
+  ``sendMail`` does not (Exchange does not act on In-Reply-To)
 - delete: https://learn.microsoft.com/en-us/graph/api/message-delete?view=graph-rest-1.0 (a soft
   delete into Recoverable Items, well-known ``recoverableitemsdeletions``; Deleted Items is
   reached with ``/move``), permanentDelete:
@@ -33,6 +38,14 @@ from typing import Any
 
 from tests.fakes.graph.context import Ctx, Resp
 from tests.fakes.graph.errors import GraphError, bad_request, not_found
+from tests.fakes.graph.extended import (
+    LAST_VERB,
+    LAST_VERB_TIME,
+    VERBS,
+    Expand,
+    apply_patch,
+    parse_expand,
+)
 from tests.fakes.graph.model import (
     EXTRA_MESSAGE_PROPS,
     MESSAGE_PROPS,
@@ -68,25 +81,24 @@ DRAFT_ONLY = {
 
 
 def render(
-    ctx: Ctx, m: Message, select: list[str] | None = None, expand: bool = False
+    ctx: Ctx, m: Message, select: list[str] | None = None, expand: Expand | None = None
 ) -> dict[str, Any]:
     """``m`` as JSON under this request's id and body-type preferences."""
+    expand = expand or Expand()
     row = m.to_json(
-        msg_id=ctx.mid(m), select=select, folder_id=m.folder_id, expand_attachments=expand
+        msg_id=ctx.mid(m),
+        select=select,
+        folder_id=m.folder_id,
+        expand_attachments=expand.attachments,
+        extended=expand.properties,
     )
     if ctx.text_body and "body" in row and m.body_type == "html":
         row["body"] = {"contentType": "text", "content": m.body_text()}
     return row
 
 
-def _expand(ctx: Ctx) -> bool:
-    value = ctx.query.get("$expand", "")
-    if value and value.split("(")[0].strip() != "attachments":
-        raise bad_request(
-            f"Parsing OData Select and Expand failed: Could not find a property named '{value}'.",
-            "BadRequest",
-        )
-    return bool(value)
+def _expand(ctx: Ctx) -> Expand:
+    return parse_expand(ctx.query.get("$expand"))
 
 
 # ---- collections -------------------------------------------------------------------------
@@ -243,6 +255,8 @@ def _apply_fields(m: Message, body: dict[str, Any], *, draft: bool) -> None:
         m.headers.append((name, str(h.get("value", ""))))
     for a in body.get("attachments") or []:
         m.attachments.append(_attachment(a))
+    if "singleValueExtendedProperties" in body:
+        apply_patch(m.ext, body["singleValueExtendedProperties"])
     if draft:
         m.raw = None  # rebuilt from the fields on the next $value
 
@@ -446,6 +460,7 @@ def reply_draft(ctx: Ctx, orig: Message, kind: str, body: dict[str, Any]) -> Mes
             else list(orig.references)
         )
     draft.conversation_id = orig.conversation_id
+    draft.reply_of = (orig.imm_id, VERBS[kind])
     return mb.add(draft)
 
 
@@ -460,6 +475,14 @@ def send_draft(ctx: Ctx, m: Message, *, save: bool, announced: bool = True) -> N
     m.is_draft = False
     m.sent = m.received = now_iso()
     raw = m.mime()
+    if m.reply_of is not None:
+        original = mb.messages.get(m.reply_of[0])
+        if original is not None:  # Exchange records the verb on what was answered
+            original.ext[LAST_VERB] = str(m.reply_of[1])
+            original.ext[LAST_VERB_TIME] = now_iso()
+            mb.touch(original)
+            ctx.fake.emit(mb, "updated", original)
+        m.reply_of = None
     if announced:
         ctx.fake.emit(mb, "deleted", m)
     if save:

@@ -7,6 +7,7 @@ Resources follow the Graph v1.0 reference:
   https://learn.microsoft.com/en-us/graph/api/resources/fileattachment?view=graph-rest-1.0
 - ids: https://learn.microsoft.com/en-us/graph/outlook-immutable-id (a REST id changes when the
   item moves to another folder; an immutable id does not)
+- single-value extended properties (``ext``, canonical id -> string value): see ``extended``
 
 Nothing here does I/O or locking: the server holds one lock while it calls into this module.
 """
@@ -202,6 +203,8 @@ class Message:
     raw: bytes | None = None
     change_seq: int = 0
     version: int = 1
+    ext: dict[str, str] = field(default_factory=dict)  # single-value extended properties
+    reply_of: tuple[str, int] | None = None  # a reply/forward draft: (original imm_id, verb)
 
     # ---- derived values ----
     @property
@@ -229,9 +232,16 @@ class Message:
         return len(self.mime())
 
     def to_json(
-        self, *, msg_id: str, select: list[str] | None, folder_id: str, expand_attachments: bool
+        self,
+        *,
+        msg_id: str,
+        select: list[str] | None,
+        folder_id: str,
+        expand_attachments: bool,
+        extended: list[str] | None = None,
     ) -> dict[str, Any]:
-        """The message resource, limited to ``select`` (Graph always adds ``id`` and the etag)."""
+        """The message resource, limited to ``select`` (Graph always adds ``id`` and the etag),
+        expanded with the ``extended`` properties the message has (canonical ids)."""
         full: dict[str, Any] = {
             "createdDateTime": self.created,
             "lastModifiedDateTime": self.modified,
@@ -275,6 +285,9 @@ class Message:
                     out[name] = full[name]
         if expand_attachments:
             out["attachments"] = [a.to_json() for a in self.attachments]
+        found = [{"id": pid, "value": self.ext[pid]} for pid in extended or () if pid in self.ext]
+        if found:  # a message without the property has no collection at all
+            out["singleValueExtendedProperties"] = found
         return out
 
 
@@ -629,6 +642,7 @@ class Mailbox:
                 )
             },
             flag=dict(m.flag),
+            ext=dict(m.ext),
             attachments=[
                 Attachment(**{**a.__dict__, "id": new_id("AAMkAGAtt")}) for a in m.attachments
             ],

@@ -44,8 +44,9 @@ from tests.fakes.graph import folders, messages, subscriptions
 from tests.fakes.graph.context import Ctx, Resp
 from tests.fakes.graph.delta import DeltaState
 from tests.fakes.graph.errors import GraphError, access_denied, bad_request, error_bytes
+from tests.fakes.graph.extended import LAST_VERB, LAST_VERB_TIME
 from tests.fakes.graph.identity import DEFAULT_USER_SCOPES, App, Identity, Token, TokenError
-from tests.fakes.graph.model import Mailbox, Message
+from tests.fakes.graph.model import Mailbox, Message, now_iso
 
 MAILBOX_CONCURRENCY = 4
 BATCH_LIMIT = 20
@@ -262,11 +263,13 @@ class FakeGraph:
         is_read: bool | None = None,
         flag_status: str | None = None,
         categories: list[str] | None = None,
+        last_verb: int | None = None,
         move_to: str | None = None,
         delete: bool = False,
     ) -> str | None:
-        """Change a message as Outlook on another device would; returns its new REST id
-        (None once deleted). Notifications and the delta log see the change."""
+        """Change a message as Outlook on another device would (``last_verb``: a reply 102,
+        reply all 103 or forward 104 sent there); returns its new REST id (None once deleted).
+        Notifications and the delta log see the change."""
         with self.lock:
             mb = self.resolve_user(upn)
             m = mb.message(message_id)
@@ -274,7 +277,11 @@ class FakeGraph:
                 self.emit(mb, "deleted", m)
                 mb.remove(m)
                 return None
-            if is_read is not None or flag_status is not None or categories is not None:
+            changed = (is_read, flag_status, categories, last_verb)
+            if any(v is not None for v in changed):
+                if last_verb is not None:
+                    m.ext[LAST_VERB] = str(last_verb)
+                    m.ext[LAST_VERB_TIME] = now_iso()
                 if is_read is not None:
                     m.is_read = is_read
                 if flag_status is not None:

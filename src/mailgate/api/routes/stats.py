@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from mailgate.api.auth import InstanceToken, authenticate
 from mailgate.api.deps import ContainerDep, get_container
+from mailgate.runtime import metrics as process_metrics
 from mailgate.runtime.container import Container
 from mailgate.store.tokens import TokenRecord
 
@@ -33,4 +34,5 @@ async def metrics(
     c: ContainerDep, _token: Annotated[TokenRecord, Depends(require_metrics_token)]
 ) -> Response:
     runners = len(c.supervisor.runners) if c.supervisor is not None else 0
-    return Response(await c.stats.metrics(runners=runners), media_type=PROMETHEUS_CONTENT_TYPE)
+    body = await c.stats.metrics(runners=runners, extra=(process_metrics.REGISTRY,))
+    return Response(body, media_type=PROMETHEUS_CONTENT_TYPE)

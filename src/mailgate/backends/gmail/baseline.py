@@ -13,8 +13,12 @@ or a restart continues from the last page committed instead of starting over::
                  (+ messageNew for mail since notifyFrom), staging and progress dropped
 
 The history from H0 then brings in whatever changed while the index was being built, as in a
-single-step baseline. A page is OR-ed under a lock (read, merge, commit), so parallel listings
-never lose each other's bits and a page committed twice changes nothing.
+single-step baseline: every message added after H0 is announced there (``messageNew``) once,
+even when a listing page that ran after it arrived has already put it in the index, and no
+message that was there at H0 ever is (only notifyFrom's, here). Nothing is announced while the
+listings run, so an interrupted first index has nothing to take back or repeat. A page is
+OR-ed under a lock (read, merge, commit), so parallel listings never lose each other's bits
+and a page committed twice changes nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Listings a first index walks at once.
 CONCURRENCY = 4
+#: History records per history.list call (Gmail's maximum).
+HISTORY_PAGE = 500
 #: Labels whose membership the full indexer does not keep (no flag, no mailbox).
 UNTRACKED_PREFIXES = ("CATEGORY_", "CHAT")
 ALL = ""  # the listing of every message
@@ -194,7 +200,7 @@ class FirstIndex:
         base_key, stage_key, meta_key = self.base_key, self.stage_key, self.meta_key
         batch.extra.append(lambda p: p.delete(base_key, stage_key))
         if announce:
-            await self._announce_since_notify_from(batch)
+            await self._announce_since_notify_from(batch, history_id)
             folders = len(self.labels.mailboxes())
             meta = {
                 "initialized": "1",
@@ -211,7 +217,13 @@ class FirstIndex:
         await syncer.committer.commit(batch)
         syncer.chunk_bits = built.chunk_bits if built is not None else None
 
-    async def _announce_since_notify_from(self, batch: Batch) -> None:
+    async def _announce_since_notify_from(self, batch: Batch, history_id: str) -> None:
+        """``messageNew`` for the mail received after notifyFrom that was there at H0.
+
+        What arrived after H0 is left to the history from H0 (see :mod:`.sync`), which announces
+        it whether or not a listing saw it. Those ids come from ``history.list`` asked *after*
+        the search, so whatever the search found that arrived after H0 is among them: no
+        message is announced by both."""
         syncer = self.syncer
         since = syncer.options.notify_from
         if since is None:
@@ -233,4 +245,33 @@ class FirstIndex:
             if not token:
                 break
         if ids:
+            later = await self._added_since(history_id)
+            ids = [m for m in ids if m not in later]
+        if ids:
             await syncer.announce(list(reversed(ids)), self.labels, batch, index_bits=None)
+
+    async def _added_since(self, history_id: str) -> set[str]:
+        """Ids of the messages added after ``history_id`` (empty if Google forgot it: the history
+        replay then starts over from a new baseline and announces none of them)."""
+        syncer = self.syncer
+        found: set[str] = set()
+        token: str | None = None
+        while True:
+            params: list[tuple[str, Any]] = [
+                ("startHistoryId", history_id),
+                ("historyTypes", "messageAdded"),
+                ("maxResults", HISTORY_PAGE),
+                ("fields", "history/messagesAdded/message/id,nextPageToken"),
+            ]
+            if token:
+                params.append(("pageToken", token))
+            try:
+                page = await syncer.client.request("history.list", "GET", "history", params=params)
+            except GmailNotFound:
+                return set()
+            for record in page.get("history") or []:
+                for item in record.get("messagesAdded") or []:
+                    found.add(str(item["message"]["id"]))
+            token = page.get("nextPageToken")
+            if not token:
+                return found

@@ -19,6 +19,24 @@ gets a small bit number) in chunked strings (:mod:`.index`). One pass::
                               baseline, continue: never a flood of messageNew.
     labels.list vs the labels seen last pass → mailboxNew / mailboxDeleted.
 
+A ``messagesAdded`` record after the cursor always means a message that arrived after it, so it
+is announced even when the index already holds it: a first index lists for a while after taking
+H0, and a listing page may have caught mail that arrived meanwhile. The history from H0 is what
+tells those apart from the mail that was there before (never announced); the IMAP first index
+does the same with the UIDNEXT it took at the start. Each message has one such record, and the
+record, the index and the event are committed together, so it is announced exactly once, also
+when a first index or a history page is interrupted and done again.
+
+Label changes, moves included (INBOX → a user label is ``labelsRemoved`` INBOX plus
+``labelsAdded`` Label_n), are ``messageUpdated`` as EmailEngine's Gmail API backend sends them:
+``{id, emailId, threadId, changes}`` where ``changes.flags`` (``UNREAD``, ``STARRED``, ``DRAFT``
+as ``\\Seen``, ``\\Flagged``, ``\\Draft``) and ``changes.labels`` (every other label, as the
+message's ``labels`` field names it) are ``{added, deleted, value}`` with an empty side left out
+and ``value`` the message's flags or labels afterwards. One event per message and history page,
+with the net change of that page (EmailEngine sends one per record and kind, so a move is two
+events there); no event when the page changed nothing visible. The event's ``path`` is the
+mailbox the message is in afterwards.
+
 Events carry the same payloads as IMAP accounts (``id`` is Gmail's message id, ``emailId`` and
 ``threadId`` set) and the path of the message's main mailbox (:meth:`LabelSet.primary`).
 """
@@ -32,7 +50,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from mailgate.backends.gmail.baseline import FirstIndex, tracked
+from mailgate.backends.gmail.baseline import HISTORY_PAGE, FirstIndex, tracked
 from mailgate.backends.gmail.client import GmailClient, GmailNotFound
 from mailgate.backends.gmail.index import (
     GmailIndex,
@@ -56,8 +74,6 @@ from mailgate.store import keys
 from mailgate.store.commit import Batch, Committer
 from mailgate.store.redis import str_map, text
 
-#: History records per history.list call (Gmail's maximum).
-HISTORY_PAGE = 500
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 
 log = structlog.get_logger("mailgate.sync")
@@ -76,15 +92,36 @@ def decode_bits(value: int, bits: Mapping[str, int]) -> list[str]:
     return [label_id for label_id, bit in bits.items() if value >> bit & 1]
 
 
-def change_set(before: Iterable[str], after: Iterable[str]) -> dict[str, list[str]]:
+def change_set(
+    before: Iterable[str], after: Iterable[str], value: Iterable[str] | None = None
+) -> dict[str, list[str]]:
+    """``{added, deleted, value}`` as EmailEngine sends it: an empty side is left out.
+
+    ``value`` is what the message has afterwards (default: ``after``)."""
     old, new = set(before), set(after)
-    return {"added": sorted(new - old), "deleted": sorted(old - new), "value": sorted(new)}
+    out: dict[str, list[str]] = {}
+    if new - old:
+        out["added"] = sorted(new - old)
+    if old - new:
+        out["deleted"] = sorted(old - new)
+    out["value"] = sorted(new if value is None else set(value))
+    return out
 
 
 def update_payload(
-    message_id: str, before: Sequence[str], after: Sequence[str], labels: LabelSet
+    message_id: str,
+    before: Sequence[str],
+    after: Sequence[str],
+    labels: LabelSet,
+    *,
+    thread_id: str | None = None,
 ) -> dict[str, Any] | None:
-    """``messageUpdated`` data for a label change, or None when nothing visible changed."""
+    """``messageUpdated`` data for a label change, or None when nothing visible changed.
+
+    ``UNREAD``/``STARRED``/``DRAFT`` are flag changes only; a change of any other shown label
+    (a move between labels, a label added or taken off) is ``changes.labels``, whose ``value``
+    is the message's whole ``labels`` field afterwards, as listings and ``messageNew`` show it.
+    """
     changes: dict[str, Any] = {}
     old_flags, new_flags = flags_of(before), flags_of(after)
     if sorted(old_flags) != sorted(new_flags):
@@ -93,10 +130,14 @@ def update_payload(
     old_labels = labels.shown_labels(x for x in before if x not in flag_labels)
     new_labels = labels.shown_labels(x for x in after if x not in flag_labels)
     if sorted(old_labels) != sorted(new_labels):
-        changes["labels"] = change_set(old_labels, new_labels)
+        changes["labels"] = change_set(old_labels, new_labels, labels.shown_labels(after))
     if not changes:
         return None
-    return {"id": message_id, "emailId": message_id, "changes": changes}
+    data: dict[str, Any] = {"id": message_id, "emailId": message_id}
+    if thread_id:
+        data["threadId"] = thread_id
+    data["changes"] = changes
+    return data
 
 
 class GmailSyncer:
@@ -206,10 +247,14 @@ class GmailSyncer:
     async def _apply(self, labels: LabelSet, records: list[dict[str, Any]], cursor: int) -> None:
         batch = Batch()
         touched: list[str] = []
+        threads: dict[str, str] = {}
         for record in records:
             for kind in ("messagesAdded", "messagesDeleted", "labelsAdded", "labelsRemoved"):
                 for item in record.get(kind) or []:
-                    touched.append(str(item["message"]["id"]))
+                    message = item["message"]
+                    touched.append(str(message["id"]))
+                    if message.get("threadId"):
+                        threads[str(message["id"])] = str(message["threadId"])
         touched = list(dict.fromkeys(touched))
         origin: dict[str, int | None] = {}
         index = self._index()
@@ -219,25 +264,22 @@ class GmailSyncer:
             m: (set(decode_bits(v, self.bits.bits)) if v is not None else None)
             for m, v in origin.items()
         }
-        added: list[str] = []
-        raced: set[str] = set()  # indexed by a first index that ran while they arrived
+        added: list[str] = []  # arrived after the cursor: announced (see the module docstring)
+        raced: set[str] = set()  # of those, already indexed by a first index listing meanwhile
         for record in records:
             for item in record.get("messagesAdded") or []:
                 message = item["message"]
                 message_id = str(message["id"])
-                if self.full:
-                    snapshot = {str(x) for x in message.get("labelIds") or []}
-                    if origin.get(message_id) is not None and message_id not in raced:
-                        # some of the first index's listings saw it, others may not have:
-                        # its history from here on is complete, so start from this record
-                        raced.add(message_id)
-                        current[message_id] = snapshot
-                    elif current.get(message_id) is None:
-                        current[message_id] = snapshot
-                        if origin.get(message_id) is None:
-                            added.append(message_id)
-                elif message_id not in added:
-                    added.append(message_id)
+                if message_id in added:
+                    continue
+                added.append(message_id)
+                if not self.full:
+                    continue
+                # its history from this record on is complete: start from the record's labels
+                # (a first index may have seen it in some of its listings and not in others)
+                current[message_id] = {str(x) for x in message.get("labelIds") or []}
+                if origin.get(message_id) is not None:
+                    raced.add(message_id)
             if not self.full:
                 continue
             for item in record.get("messagesDeleted") or []:
@@ -262,20 +304,26 @@ class GmailSyncer:
                 if labels_now is None:
                     if before_bits is not None:
                         deletes.append(message_id)
+                        if message_id in raced:
+                            continue  # gone before it was announced: it leaves silently
                         before = decode_bits(before_bits, self.bits.bits)
-                        self._emit(batch, labels, "messageDeleted",
-                                   {"id": message_id, "emailId": message_id}, before)  # fmt: skip
+                        data = {"id": message_id, "emailId": message_id}
+                        if message_id in threads:
+                            data["threadId"] = threads[message_id]
+                        self._emit(batch, labels, "messageDeleted", data, before)
                     continue
                 after_bits = self._encode(labels_now)
                 if after_bits != before_bits:
                     writes[message_id] = after_bits
-                if before_bits is None or message_id in added or message_id in raced:
+                if before_bits is None or message_id in added:
                     continue
                 before = decode_bits(before_bits, self.bits.bits)
                 after = decode_bits(after_bits, self.bits.bits)
-                data = update_payload(message_id, before, after, labels)
-                if data is not None:
-                    self._emit(batch, labels, "messageUpdated", data, after)
+                payload = update_payload(
+                    message_id, before, after, labels, thread_id=threads.get(message_id)
+                )
+                if payload is not None:
+                    self._emit(batch, labels, "messageUpdated", payload, after)
         new_ids = [m for m in added if not self.full or current.get(m) is not None]
         if new_ids:
             await self.announce(new_ids, labels, batch, index_bits=writes)

@@ -3,13 +3,16 @@
 Costs in Graph requests (a ``$batch`` counts once):
 
     listing / search    1  (``$select`` of the summary fields, ``$expand`` of attachment
-                            metadata, ``$count=true``; ``$search`` with flag terms: the result
-                            pages, then filtered here — the two steps Graph requires)
+                            metadata and of the last verb (``\\Answered``), ``$count=true``;
+                            ``$search`` with flag terms: the result pages, then filtered here —
+                            the two steps Graph requires)
     thread              1  (``/messages?$filter=conversationId eq …``: every folder at once)
     get message         1  (``$batch``: the resource + ``$value``, parsed by the same MIME code
                             as IMAP)
     source / attachment 1  (streamed ``$value``)
-    flags / labels      1  (PATCH), move 1 (``/move``: the immutable id stays), delete 1
+    flags / labels      1  (PATCH; +1 GET of the current state for label add/delete, flag
+                            ``set`` and removing ``\\Answered``), move 1 (``/move``: the
+                            immutable id stays), delete 1
     bulk                the search + one ``$batch`` per 20 messages
 
 Uploads stay drafts: Graph v1.0 creates a message posted as MIME as a draft (``isDraft``,
@@ -18,7 +21,7 @@ it. The known way around (the extended property ``PR_MESSAGE_FLAGS``, ``Integer 
 at creation) needs the JSON form of a message, which loses the byte-identical MIME source, and
 cannot be set on a MIME upload or changed afterwards. So an uploaded message keeps the draft
 state (Outlook shows it as one); what mailgate sets after the upload are the flags Graph
-stores (``\\Seen``, ``\\Flagged``).
+stores (``\\Seen``, ``\\Flagged``, ``\\Answered``).
 """
 
 from __future__ import annotations
@@ -30,16 +33,19 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from mailgate.backends.base import Download, FlagChanges, MessageChanges, PageRequest, ReadOptions
+from mailgate.backends.base import Download, MessageChanges, PageRequest, ReadOptions
 from mailgate.backends.graph.client import BatchPart, BatchResult, GraphClient
 from mailgate.backends.graph.folders import Folders, GraphFolder
 from mailgate.backends.graph.summary import (
-    EXPAND_ATTACHMENTS,
+    EXPAND_LAST_VERB,
+    EXPAND_SUMMARY,
     SUMMARY_FIELDS,
+    answered_patch,
     categories_of,
     check_message_id,
     flag_patch,
     part_attachment_id,
+    query_value,
     split_attachment_id,
     split_text_id,
     summarize,
@@ -157,7 +163,7 @@ class GraphMessages:
             "$select": SUMMARY_FIELDS,
             "$top": str(size),
             "$count": "true",
-            "$expand": EXPAND_ATTACHMENTS,
+            "$expand": EXPAND_SUMMARY,
             **query.params(),
         }
         if skip:
@@ -197,7 +203,12 @@ class GraphMessages:
 
     async def _scan(self, folder: GraphFolder | None, query: GraphQuery) -> list[dict[str, Any]]:
         """Every message matching ``query`` (capped), the residual applied here."""
-        params = {"$select": SUMMARY_FIELDS, "$top": str(SCAN_PAGE), **query.params()}
+        params = {
+            "$select": SUMMARY_FIELDS,
+            "$top": str(SCAN_PAGE),
+            "$expand": EXPAND_LAST_VERB,
+            **query.params(),
+        }
         rows = await self.client.all_pages(
             self._collection(folder), params, limit=MAX_SEARCH_RESULTS
         )
@@ -231,14 +242,7 @@ class GraphMessages:
         }
 
     async def _by_ids(self, ids: list[str], paging: PageRequest) -> dict[str, Any]:
-        results = await self.client.batch(
-            [
-                BatchPart(
-                    "GET", f"/messages/{i}?$select={SUMMARY_FIELDS}&$expand={EXPAND_ATTACHMENTS}"
-                )
-                for i in ids
-            ]
-        )
+        results = await self.client.batch([BatchPart("GET", _summary_url(i)) for i in ids])
         rows = [r.body for r in results if r.ok and isinstance(r.body, dict)]
         return await self._local_page(rows, paging)
 
@@ -248,10 +252,7 @@ class GraphMessages:
         check_message_id(message)
         meta, raw = await self.client.batch(
             [
-                BatchPart(
-                    "GET",
-                    f"/messages/{message}?$select={SUMMARY_FIELDS}&$expand={EXPAND_ATTACHMENTS}",
-                ),
+                BatchPart("GET", _summary_url(message)),
                 BatchPart("GET", f"/messages/{message}/$value"),
             ]
         )
@@ -377,7 +378,9 @@ class GraphMessages:
 
     @staticmethod
     def patch_for(changes: MessageChanges, current: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The PATCH body of flag and label changes (``current`` needed for label add/delete)."""
+        """The PATCH body of flag and label changes. ``current`` (the message's categories and
+        last verb, see :func:`_needs_current`) is needed for label add/delete, flag ``set`` and
+        removing ``\\Answered``."""
         body: dict[str, Any] = {}
         flags = changes.flags
         if flags is not None:
@@ -385,10 +388,15 @@ class GraphMessages:
                 wanted = {f.lower() for f in flags.set}
                 body["isRead"] = "\\seen" in wanted
                 body["flag"] = {"flagStatus": "flagged" if "\\flagged" in wanted else "notFlagged"}
+                body.update(answered_patch("\\answered" in wanted, current))
             if flags.add:
                 body.update(flag_patch(flags.add, True))
+                if _has_answered(flags.add):
+                    body.update(answered_patch(True, current))
             if flags.delete:
                 body.update(flag_patch(flags.delete, False))
+                if _has_answered(flags.delete):
+                    body.update(answered_patch(False, current))
         labels = changes.labels
         if labels is not None:
             cats = categories_of(current or {})
@@ -419,16 +427,16 @@ class GraphMessages:
     async def update_message(self, message: str, changes: MessageChanges) -> dict[str, Any]:
         check_message_id(message)
         current = None
-        if _needs_current(changes.labels):
+        if _needs_current(changes):
             current = await self.client.get(
                 f"/messages/{message}",
-                params={"$select": "categories"},
+                params={"$select": "categories", "$expand": EXPAND_LAST_VERB},
                 not_found="MessageNotFound",
             )
         body = self.patch_for(changes, current)
         if body:
             await self.client.patch(f"/messages/{message}", body, not_found="MessageNotFound")
-        else:
+        elif current is None:  # nothing to write: the message must still exist
             await self.client.get(
                 f"/messages/{message}", params={"$select": "id"}, not_found="MessageNotFound"
             )
@@ -482,23 +490,31 @@ class GraphMessages:
         mid = str(created.get("id") or "")
         patch = {"isRead": any(f.lower() == "\\seen" for f in flags)}
         patch.update(flag_patch([f for f in flags if f.lower() == "\\flagged"], True))
+        if _has_answered(flags):
+            patch.update(answered_patch(True, None))
         if mid:
             await self.client.patch(f"/messages/{mid}", patch)
         return {"id": mid, "path": folder.path, "emailId": mid}
 
     # -- bulk ----------------------------------------------------------------------------------
 
-    async def _matching(self, path: str, search: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def _matching(
+        self, path: str, search: Mapping[str, Any], *, last_verb: bool = False
+    ) -> list[dict[str, Any]]:
+        """The messages a bulk operation acts on (with their last verb when ``last_verb``)."""
         query = compile_query(search)
+        expand = f"&$expand={query_value(EXPAND_LAST_VERB)}" if last_verb else ""
         if query.ids is not None:
             results = await self.client.batch(
-                [BatchPart("GET", f"/messages/{i}?$select=id,categories,parentFolderId")
+                [BatchPart("GET", f"/messages/{i}?$select=id,categories,parentFolderId{expand}")
                  for i in query.ids]
             )  # fmt: skip
             return [r.body for r in results if r.ok and isinstance(r.body, dict)]
         folder = None if query.everywhere else await self.folders.resolve(path)
         params = {"$select": "id,categories,parentFolderId,isRead,flag,isDraft,conversationId",
                   "$top": str(SCAN_PAGE), **query.params()}  # fmt: skip
+        if last_verb:
+            params["$expand"] = EXPAND_LAST_VERB
         rows = await self.client.all_pages(self._collection(folder), params, limit=MAX_BULK)
         return [r for r in rows[:MAX_BULK] if query.matches(r)]
 
@@ -508,7 +524,7 @@ class GraphMessages:
     async def update_messages(
         self, path: str, search: Mapping[str, Any], changes: MessageChanges
     ) -> dict[str, Any]:
-        rows = await self._matching(path, search)
+        rows = await self._matching(path, search, last_verb=_touches_answered(changes))
         parts = []
         for row in rows:
             body = self.patch_for(changes, row)
@@ -561,8 +577,30 @@ class GraphMessages:
         return {"deleted": False, "moved": moved}
 
 
-def _needs_current(labels: FlagChanges | None) -> bool:
-    return labels is not None and labels.set is None and bool(labels.add or labels.delete)
+def _has_answered(flags: Sequence[str]) -> bool:
+    return any(f.lower() == "\\answered" for f in flags)
+
+
+def _touches_answered(changes: MessageChanges) -> bool:
+    flags = changes.flags
+    return flags is not None and (
+        flags.set is not None or _has_answered(flags.add or ()) or _has_answered(flags.delete or ())
+    )
+
+
+def _needs_current(changes: MessageChanges) -> bool:
+    """Whether :meth:`GraphMessages.patch_for` needs the message's current state: label
+    add/delete (the whole ``categories`` list is written), flag ``set`` and removing
+    ``\\Answered`` (only a reply verb is cleared; a forward is left alone)."""
+    labels, flags = changes.labels, changes.flags
+    if labels is not None and labels.set is None and bool(labels.add or labels.delete):
+        return True
+    return flags is not None and (flags.set is not None or _has_answered(flags.delete or ()))
+
+
+def _summary_url(message: str) -> str:
+    """One message as a summary, for a ``$batch`` part."""
+    return f"/messages/{message}?$select={SUMMARY_FIELDS}&$expand={query_value(EXPAND_SUMMARY)}"
 
 
 def match_attachments(

@@ -8,7 +8,21 @@ separators Graph ids never contain (they are base64url with ``=`` padding)::
     text id         <message id> "~text"
 
 Flags: ``isRead`` ↔ ``\\Seen``, ``flag.flagStatus == flagged`` ↔ ``\\Flagged``, ``isDraft`` ↔
-``\\Draft``; labels are ``categories``.
+``\\Draft``; labels are ``categories``. Graph v1.0 has no answered property: ``\\Answered`` is the
+MAPI property PidTagLastVerbExecuted (``singleValueExtendedProperties`` id ``Integer 0x1081``)
+holding 102 (reply) or 103 (reply all); 104 (forward) is not ``\\Answered``. It is read with
+``$expand=singleValueExtendedProperties($filter=id eq 'Integer 0x1081')`` (Graph omits the
+collection when the message has no such property) and written with a PATCH of
+``singleValueExtendedProperties``; Graph documents no way to delete an extended property, so
+removing ``\\Answered`` writes 0 (no verb). Sources:
+
+- https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get?view=graph-rest-1.0
+- https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties?view=graph-rest-1.0
+- https://learn.microsoft.com/en-us/graph/api/resources/extended-properties-overview?view=graph-rest-1.0
+  (the ``"{type} {proptag}"`` id form)
+- https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-services/how-to-respond-to-email-messages-by-using-ews-in-exchange
+  (PidTagLastVerbExecuted 0x1081: 102 reply, 103 reply all, 104 forward, set by Exchange when a
+  reply or forward is sent)
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from mailgate.errors import NotFound
 
@@ -29,11 +44,20 @@ SUMMARY_FIELDS = (
 #: Attachment properties listed with a summary.
 ATTACHMENT_FIELDS = "id,name,contentType,size,isInline"
 EXPAND_ATTACHMENTS = f"attachments($select={ATTACHMENT_FIELDS})"
+#: PidTagLastVerbExecuted as a Graph extended property id, and its verbs (see above).
+LAST_VERB_ID = "Integer 0x1081"
+LAST_VERB_TAG = 0x1081
+VERB_NONE, VERB_REPLY, VERB_REPLY_ALL, VERB_FORWARD = 0, 102, 103, 104
+REPLY_VERBS = frozenset({VERB_REPLY, VERB_REPLY_ALL})
+#: The one extended property a summary needs (``\\Answered``).
+EXPAND_LAST_VERB = f"singleValueExtendedProperties($filter=id eq '{LAST_VERB_ID}')"
+#: ``$expand`` of a listing entry / message: attachment metadata and the last verb.
+EXPAND_SUMMARY = f"{EXPAND_ATTACHMENTS},{EXPAND_LAST_VERB}"
 TEXT_SUFFIX = "~text"
 MAX_ID_LENGTH = 1024
 _GRAPH_ID = re.compile(r"[A-Za-z0-9_=+/-]{1,1024}")
 
-SEEN, FLAGGED, DRAFT = "\\Seen", "\\Flagged", "\\Draft"
+SEEN, ANSWERED, FLAGGED, DRAFT = "\\Seen", "\\Answered", "\\Flagged", "\\Draft"
 
 
 def _missing(code: str) -> NotFound:
@@ -91,10 +115,49 @@ def split_text_id(value: str) -> str:
 # -- flags ---------------------------------------------------------------------------------------
 
 
+def query_value(value: str) -> str:
+    """``value`` percent-encoded for a URL written by hand (a ``$batch`` part, a delta link)."""
+    return quote(value, safe="$(),=")
+
+
+def _is_last_verb_id(value: Any) -> bool:
+    """``Integer 0x1081`` in any spelling Graph may answer with (``integer 0x01081``...)."""
+    kind, _, tag = str(value or "").strip().partition(" ")
+    if kind.lower() != "integer":
+        return False
+    try:
+        return int(tag.strip(), 16) == LAST_VERB_TAG
+    except ValueError:
+        return False
+
+
+def last_verb(row: Mapping[str, Any]) -> int | None:
+    """PidTagLastVerbExecuted of a message expanded with :data:`EXPAND_LAST_VERB` (None: the
+    message has none, or it was not expanded)."""
+    for prop in row.get("singleValueExtendedProperties") or []:
+        if isinstance(prop, Mapping) and _is_last_verb_id(prop.get("id")):
+            try:
+                return int(str(prop.get("value") or "").strip())
+            except ValueError:
+                return None
+    return None
+
+
+def is_answered(row: Mapping[str, Any]) -> bool:
+    return last_verb(row) in REPLY_VERBS
+
+
+def verb_patch(verb: int) -> dict[str, Any]:
+    """The PATCH body that sets PidTagLastVerbExecuted to ``verb``."""
+    return {"singleValueExtendedProperties": [{"id": LAST_VERB_ID, "value": str(verb)}]}
+
+
 def flags_of(row: Mapping[str, Any]) -> list[str]:
     flags = []
     if row.get("isRead"):
         flags.append(SEEN)
+    if is_answered(row):
+        flags.append(ANSWERED)
     if ((row.get("flag") or {}).get("flagStatus") or "") == "flagged":
         flags.append(FLAGGED)
     if row.get("isDraft"):
@@ -107,7 +170,8 @@ def categories_of(row: Mapping[str, Any]) -> list[str]:
 
 
 def flag_patch(flags: Iterable[str], value: bool) -> dict[str, Any]:
-    """The PATCH body that adds (``value``) or removes the flags Graph can store."""
+    """The PATCH body that adds (``value``) or removes ``\\Seen`` and ``\\Flagged``
+    (``\\Answered`` depends on the message's current verb: :func:`answered_patch`)."""
     out: dict[str, Any] = {}
     for flag in flags:
         lowered = flag.lower()
@@ -116,6 +180,20 @@ def flag_patch(flags: Iterable[str], value: bool) -> dict[str, Any]:
         elif lowered == "\\flagged":
             out["flag"] = {"flagStatus": "flagged" if value else "notFlagged"}
     return out
+
+
+def answered_patch(want: bool, current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The PATCH body that makes a message ``\\Answered`` (``want``) or not.
+
+    ``current`` is the message expanded with :data:`EXPAND_LAST_VERB`, or None when unknown.
+    Nothing is written when the message already is as wanted; a removal from an unknown message
+    writes nothing either (it might be a forward, verb 104, which is not ``\\Answered`` and must
+    not be overwritten)."""
+    if current is None:
+        return verb_patch(VERB_REPLY) if want else {}
+    if is_answered(current) == want:
+        return {}
+    return verb_patch(VERB_REPLY if want else VERB_NONE)
 
 
 def state_of(row: Mapping[str, Any]) -> str:
@@ -202,6 +280,8 @@ def summarize(
     out["unseen"] = SEEN not in flags
     if FLAGGED in flags:
         out["flagged"] = True
+    if ANSWERED in flags:
+        out["answered"] = True
     labels = categories_of(row)
     if labels:
         out["labels"] = labels

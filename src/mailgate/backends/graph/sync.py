@@ -16,6 +16,13 @@ fenced commit (:mod:`mailgate.store.commit`).
   ``mailboxReset`` is emitted and the baseline is rebuilt silently: never a flood of
   ``messageNew``.
 
+Flags include ``\\Answered``: the delta query expands the last verb (PidTagLastVerbExecuted,
+see :mod:`.summary`; delta queries on messages support ``$select``, ``$top`` and ``$expand``,
+https://learn.microsoft.com/en-us/graph/api/message-delta?view=graph-rest-1.0), so a reply sent
+from Outlook, or ``\\Answered`` set through the API, comes back as a ``messageUpdated`` flag change.
+A delta link keeps the query options of the round that made it: a folder whose cursor predates
+this expansion reports ``\\Answered`` once its cursor restarts (410, account flush).
+
 Summaries come from the delta rows themselves (``$select`` of the summary fields), so announcing
 new mail costs no request beyond the delta page, except one ``$batch`` per 20 messages with
 attachments (their metadata). The ``notifyText`` / ``notifyHeaders`` settings fill
@@ -43,10 +50,12 @@ from mailgate.backends.graph.client import BatchPart, GraphClient
 from mailgate.backends.graph.folders import Folders, GraphFolder
 from mailgate.backends.graph.summary import (
     ATTACHMENT_FIELDS,
+    EXPAND_LAST_VERB,
     SUMMARY_FIELDS,
     attachment_entry,
     changes,
     decode_state,
+    query_value,
     state_of,
     summarize,
 )
@@ -221,7 +230,10 @@ class GraphSyncer:
 
     def _first_link(self, folder: GraphFolder, cursor: FolderCursor) -> str:
         assert self.options is not None
-        base = f"{self.client.root}/mailFolders/{folder.id}/messages/delta?$select={SUMMARY_FIELDS}"
+        base = (
+            f"{self.client.root}/mailFolders/{folder.id}/messages/delta?$select={SUMMARY_FIELDS}"
+            f"&$expand={query_value(EXPAND_LAST_VERB)}"
+        )
         if self.options.indexer != "fast":
             return base
         since: datetime | None = None

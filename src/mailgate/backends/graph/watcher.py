@@ -19,11 +19,13 @@ Subscription lifecycle (state kept in ``keys.graph_subscription``)::
 A full delta pass also runs every resyncDelay whatever happens (catch-up for anything a
 notification missed); a renewal on the way does not start one.
 
-The lifetime asked for is :data:`SUBSCRIPTION_LIFETIME` (the ``lifetime`` constructor argument,
-else the ``MAILGATE_GRAPH_SUBSCRIPTION_LIFETIME`` environment variable in seconds, capped at
-Graph's 10,080 minutes); the renewal margin is :data:`RENEW_MARGIN` or a quarter of the lifetime,
-whichever is shorter, so a short-lived subscription (tests, cautious deployments) is renewed
-before it lapses.
+The lifetime asked for is the ``lifetime`` constructor argument, else
+:data:`SUBSCRIPTION_LIFETIME`, capped at Graph's 10,080 minutes. The process configures it with
+``MAILGATE_GRAPH_SUBSCRIPTION_LIFETIME`` (seconds; ``Config.graph_subscription_lifetime``), which
+reaches the watcher through ``BackendOptions`` (:func:`configured_lifetime`): the watcher reads no
+environment. The renewal margin is :data:`RENEW_MARGIN` or a quarter of the lifetime, whichever
+is shorter, so a short-lived subscription (tests, cautious deployments) is renewed before it
+lapses.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -60,8 +61,6 @@ from mailgate.store.redis import str_map
 #: Lifetime asked for a subscription (Graph allows up to 10,080 minutes for messages).
 SUBSCRIPTION_LIFETIME = timedelta(days=2)
 MAX_LIFETIME = timedelta(minutes=10080)
-#: Environment variable overriding the lifetime (seconds).
-LIFETIME_ENV = "MAILGATE_GRAPH_SUBSCRIPTION_LIFETIME"
 #: Renew when less than this (at most a quarter of the lifetime) is left.
 RENEW_MARGIN = timedelta(hours=12)
 #: Shortest wait between two renewal attempts.
@@ -86,14 +85,10 @@ def iso_utc(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
 
-def configured_lifetime() -> timedelta:
-    """:data:`SUBSCRIPTION_LIFETIME`, or the environment's override (bad values ignored)."""
-    raw = os.environ.get(LIFETIME_ENV, "").strip()
-    try:
-        seconds = float(raw) if raw else 0.0
-    except ValueError:
-        seconds = 0.0
-    if seconds <= 0:
+def configured_lifetime(seconds: float | None) -> timedelta:
+    """The subscription lifetime for a configured number of seconds (None or not positive:
+    :data:`SUBSCRIPTION_LIFETIME`), capped at :data:`MAX_LIFETIME`."""
+    if seconds is None or seconds <= 0:
         return SUBSCRIPTION_LIFETIME
     return min(timedelta(seconds=seconds), MAX_LIFETIME)
 
@@ -113,7 +108,7 @@ class GraphWatcher:
         renew_margin: timedelta | None = None,
     ) -> None:
         self.account = account
-        self.lifetime = min(lifetime or configured_lifetime(), MAX_LIFETIME)
+        self.lifetime = min(lifetime or SUBSCRIPTION_LIFETIME, MAX_LIFETIME)
         self.renew_margin = (
             renew_margin if renew_margin is not None else min(RENEW_MARGIN, self.lifetime / 4)
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -58,6 +59,10 @@ T = TypeVar("T")
 #: Decides whether an untagged response belongs to a command: ``collector(tag, response)``.
 Collector = Callable[[str, Response], bool]
 
+#: Called with (command name, seconds from write to tagged response) for every completed
+#: command; set by the process wiring (``runtime/metrics.py``) to feed its latency histogram.
+command_observer: Callable[[str, float], None] | None = None
+
 #: Unsolicited responses that end an IDLE wait.
 _IDLE_WAKERS = (
     ExistsResponse,
@@ -78,10 +83,11 @@ def _consume(fut: asyncio.Future[Any]) -> None:
 class _Pending:
     """A command written (or being written) and waiting for its tagged response."""
 
-    __slots__ = ("collect", "cont", "future", "name", "tag", "untagged")
+    __slots__ = ("collect", "cont", "future", "name", "started", "tag", "untagged")
 
     def __init__(self, tag: str, name: str, collect: Collector | None) -> None:
         loop = asyncio.get_running_loop()
+        self.started = time.perf_counter()  # loop.time() is in whole ms under uvloop
         self.tag = tag
         self.name = name
         self.collect = collect
@@ -237,6 +243,8 @@ class ImapConnection:
                 pending.cont.set_result(None)
             if not pending.future.done():
                 pending.future.set_result(resp)
+            if command_observer is not None:
+                command_observer(pending.name, time.perf_counter() - pending.started)
             self._log.debug("imap.done", tag=resp.tag, status=resp.status, text=resp.text[:200])
             return
         if isinstance(resp, Continuation):

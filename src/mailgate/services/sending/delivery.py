@@ -461,13 +461,16 @@ class Delivery:
         await self.outbox.finish("", qid)
 
     def _imap_steps(self, job: Job, record: AccountRecord | None) -> list[str]:
-        if record is None or record.imap is None or not record.imap.host:
+        if record is None:
             return []
         steps: list[str] = []
-        copy = job.get("copy")
-        wants_copy = copy == "1" if copy else (record.copy if record.copy is not None else True)
-        if wants_copy:
-            steps.append("copy")
+        if record.imap is not None and record.imap.host:  # API providers file their own copy
+            copy = job.get("copy")
+            wants_copy = copy == "1" if copy else (record.copy if record.copy is not None else True)
+            if wants_copy:
+                steps.append("copy")
+        # the referenced message and a sent draft are reached through the account's backend
+        # (IMAP, Gmail API or Graph)
         if job.json("reference"):
             steps.append("flag")
         if job.get("draft"):

@@ -41,7 +41,7 @@ from redis.asyncio import Redis
 
 from mailgate.errors import BadRequest, Conflict, NotFound
 from mailgate.store import keys
-from mailgate.store.redis import str_map, text
+from mailgate.store.redis import stage_script, str_map, text
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds a submit reply is remembered under its Idempotency-Key
 MAX_IDEMPOTENCY_KEY = 1024  # characters of an Idempotency-Key header
@@ -327,10 +327,11 @@ class Outbox:
         async with self.redis.pipeline(transaction=False) as pipe:
             for raw_id in ids:
                 qid = text(raw_id)
-                await self._claim(
-                    keys=[keys.OUTBOX_DUE, keys.OUTBOX_ACTIVE, keys.outbox_job(qid)],
-                    args=[qid, now, now + lease_ms, token],
-                    client=pipe,
+                await stage_script(
+                    pipe,
+                    self._claim,
+                    [keys.OUTBOX_DUE, keys.OUTBOX_ACTIVE, keys.outbox_job(qid)],
+                    [qid, now, now + lease_ms, token],
                 )
             results = await pipe.execute()
         return [text(i) for i, ok in zip(ids, results, strict=True) if int(ok) == 1]
@@ -342,10 +343,11 @@ class Outbox:
         until = now_ms() + lease_ms
         async with self.redis.pipeline(transaction=False) as pipe:
             for qid in queue_ids:
-                await self._renew(
-                    keys=[keys.OUTBOX_ACTIVE, keys.outbox_job(qid)],
-                    args=[qid, until, token],
-                    client=pipe,
+                await stage_script(
+                    pipe,
+                    self._renew,
+                    [keys.OUTBOX_ACTIVE, keys.outbox_job(qid)],
+                    [qid, until, token],
                 )
             results = await pipe.execute()
         return {q for q, ok in zip(queue_ids, results, strict=True) if int(ok) == 0}
@@ -382,10 +384,11 @@ class Outbox:
         now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for qid in queue_ids:
-                await self._release(
-                    keys=[keys.outbox_job(qid), keys.OUTBOX_ACTIVE, keys.OUTBOX_DUE],
-                    args=[token, qid, now],
-                    client=pipe,
+                await stage_script(
+                    pipe,
+                    self._release,
+                    [keys.outbox_job(qid), keys.OUTBOX_ACTIVE, keys.OUTBOX_DUE],
+                    [token, qid, now],
                 )
             await pipe.execute()
 

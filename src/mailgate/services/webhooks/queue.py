@@ -34,6 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from mailgate.store import keys
+from mailgate.store.redis import stage_script
 
 NOTIFY_QUEUE = "notify"
 CLAIM_MS = 20_000  # a claimed account is not handed to another worker for this long
@@ -232,10 +233,11 @@ class WebhookQueue:
     ) -> None:
         """Move the cursor to ``event_id`` (``handled`` events done) and count ``outcome``."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            await self._advance(
-                keys=[keys.webhook_state(account), keys.webhook_lock(account)],
-                args=[token, event_id, handled],
-                client=pipe,
+            await stage_script(
+                pipe,
+                self._advance,
+                [keys.webhook_state(account), keys.webhook_lock(account)],
+                [token, event_id, handled],
             )
             if outcome is not None:
                 pipe.hincrby(keys.WEBHOOK_COUNTERS, outcome, handled)
