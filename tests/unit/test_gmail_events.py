@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mailgate.backends.gmail.labels import Label, LabelSet
-from mailgate.backends.gmail.sync import change_set, update_payload
+from mailgate.backends.gmail.sync import update_payload
+from mailgate.domain.sync import change_set
 
 LABELS = LabelSet(
     [

@@ -14,7 +14,6 @@ from mailgate.backends.graph.summary import (
     EXPAND_SUMMARY,
     LAST_VERB_ID,
     answered_patch,
-    changes,
     decode_state,
     flags_of,
     last_verb,
@@ -22,6 +21,7 @@ from mailgate.backends.graph.summary import (
     state_of,
     summarize,
 )
+from mailgate.domain.sync import change_set
 
 
 def verb(value: str, prop_id: str = LAST_VERB_ID) -> dict[str, Any]:
@@ -77,9 +77,8 @@ def test_sync_state_carries_answered() -> None:
     assert decode_state(after) == (["\\Seen", "\\Answered"], [])
     assert before != after
     flags_before, flags_after = decode_state(before)[0], decode_state(after)[0]
-    assert changes(flags_before, flags_after) == {
+    assert change_set(flags_before, flags_after) == {
         "added": ["\\Answered"],
-        "deleted": [],
         "value": ["\\Answered", "\\Seen"],
     }
 

@@ -14,7 +14,6 @@ from mailgate.backends.graph.messages import (
     match_attachments,
 )
 from mailgate.backends.graph.summary import (
-    changes,
     decode_state,
     split_attachment_id,
     split_text_id,
@@ -22,6 +21,7 @@ from mailgate.backends.graph.summary import (
     summarize,
     text_id,
 )
+from mailgate.domain.sync import change_set
 from mailgate.errors import (
     AuthenticationError,
     BadRequest,
@@ -155,7 +155,7 @@ def test_ids_round_trip_and_reject() -> None:
 def test_state_and_changes() -> None:
     state = state_of({"isRead": True, "categories": ["A", "B"]})
     assert decode_state(state) == (["\\Seen"], ["A", "B"])
-    assert changes(["\\Seen"], ["\\Flagged"]) == {
+    assert change_set(["\\Seen"], ["\\Flagged"]) == {
         "added": ["\\Flagged"],
         "deleted": ["\\Seen"],
         "value": ["\\Flagged"],

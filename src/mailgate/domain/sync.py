@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,3 +31,19 @@ class SyncOptions:
         if not self.paths or "*" in self.paths:
             return True
         return path in self.paths or (special_use is not None and special_use in self.paths)
+
+
+def change_set(
+    before: Iterable[str], after: Iterable[str], value: Iterable[str] | None = None
+) -> dict[str, list[str]]:
+    """``{added, deleted, value}`` as EmailEngine sends it: an empty side is left out.
+
+    ``value`` is what the message has afterwards (default: ``after``)."""
+    old, new = set(before), set(after)
+    out: dict[str, list[str]] = {}
+    if new - old:
+        out["added"] = sorted(new - old)
+    if old - new:
+        out["deleted"] = sorted(old - new)
+    out["value"] = sorted(new if value is None else set(value))
+    return out

@@ -120,9 +120,7 @@ class Supervisor:
             if not renewed:
                 log.warning("lease lost", account=account)
                 await self._stop_runner(account, release=False)
-        total = await self.accounts.count()
-        live = max(1, len(await self.leases.live_nodes("sync")))
-        share = min(self.max_accounts, math.ceil(total / live))
+        share = await self._share()
         if len(self.runners) > share + 1:
             for account in list(self.runners)[share:]:
                 await self._stop_runner(account, release=True)
@@ -165,6 +163,18 @@ class Supervisor:
         self.runners[account] = (runner, task)
         log.info("account claimed", account=account, fence=fence)
         return True
+
+    async def _share(self) -> int:
+        """This process's fair share: accounts ÷ live sync processes, capped by max_accounts."""
+        total = await self.accounts.count()
+        live = max(1, len(await self.leases.live_nodes("sync")))
+        return min(self.max_accounts, math.ceil(total / live))
+
+    async def _below_share(self, account: str) -> bool:
+        """Whether this process should try to run ``account``, not yet its own."""
+        if not self.run_accounts or account in self.runners:
+            return False
+        return len(self.runners) < await self._share()
 
     async def _stop_runner(self, account: str, *, release: bool) -> None:
         entry = self.runners.pop(account, None)
@@ -225,5 +235,9 @@ class Supervisor:
             entry = self.runners.get(account)
             if entry is not None:
                 entry[0].request_sync()
-        elif kind == "added":
-            self._wake.set()
+        elif kind == "added" and await self._below_share(account):
+            # claim the new account directly (the lease decides between processes) instead of a
+            # reconcile pass, which reads every account's owner: registering thousands of
+            # accounts one by one would cost a full scan each (another process may win the
+            # claim; the periodic pass catches anything missed)
+            await self._start(account)

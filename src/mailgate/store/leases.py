@@ -12,7 +12,7 @@ import time
 from redis.asyncio import Redis
 
 from mailgate.store import keys
-from mailgate.store.redis import mapping, stage_script, text
+from mailgate.store.redis import is_cluster, mapping, stage_script, text
 
 LEASE_TTL_MS = 10_000  # a dead process's accounts move after at most this long
 NODE_TTL_MS = 10_000  # a process missing heartbeats this long no longer counts as live
@@ -35,6 +35,19 @@ end
 return 0
 """
 
+_RENEW_ALL = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    out[i] = redis.call('PEXPIRE', key, ARGV[2])
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+RENEW_BATCH = 1000  # leases one script renews on a single server (bounds how long Redis is busy)
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -49,6 +62,7 @@ class LeaseStore:
         self.node_id = node_id
         self._claim = redis.register_script(_CLAIM)
         self._renew = redis.register_script(_RENEW)
+        self._renew_all = redis.register_script(_RENEW_ALL)
         self._release = redis.register_script(_RELEASE)
 
     async def claim(self, account: str, ttl_ms: int = LEASE_TTL_MS) -> int | None:
@@ -62,9 +76,21 @@ class LeaseStore:
         return bool(await self._renew(keys=[keys.lease(account)], args=[self.node_id, ttl_ms]))
 
     async def renew_many(self, accounts: list[str], ttl_ms: int = LEASE_TTL_MS) -> list[bool]:
-        """Renew several leases in one round trip."""
+        """Renew several leases in one round trip.
+
+        On one server a script renews a batch of leases per call (a pipeline of one script call
+        per lease cost this process ~13 µs of CPU per lease, every few seconds for thousands of
+        accounts); a cluster keeps each account's key in its own slot, so there it is a
+        pipeline."""
         if not accounts:
             return []
+        if not is_cluster(self.redis):
+            out: list[bool] = []
+            for start in range(0, len(accounts), RENEW_BATCH):
+                batch = [keys.lease(a) for a in accounts[start : start + RENEW_BATCH]]
+                results = await self._renew_all(keys=batch, args=[self.node_id, ttl_ms])
+                out.extend(bool(r) for r in results)
+            return out
         async with self.redis.pipeline(transaction=False) as pipe:
             for account in accounts:
                 await stage_script(pipe, self._renew, [keys.lease(account)], [self.node_id, ttl_ms])

@@ -68,7 +68,7 @@ from mailgate.backends.gmail.labels import (
 )
 from mailgate.backends.gmail.messages import LIST_PAGE_MAX, summary_call
 from mailgate.backends.gmail.summary import listing_entry, selected_headers
-from mailgate.domain.sync import SyncOptions
+from mailgate.domain.sync import SyncOptions, change_set
 from mailgate.errors import CursorExpired
 from mailgate.store import keys
 from mailgate.store.commit import Batch, Committer
@@ -90,22 +90,6 @@ def encode_bits(label_ids: Iterable[str], bits: Mapping[str, int]) -> int:
 
 def decode_bits(value: int, bits: Mapping[str, int]) -> list[str]:
     return [label_id for label_id, bit in bits.items() if value >> bit & 1]
-
-
-def change_set(
-    before: Iterable[str], after: Iterable[str], value: Iterable[str] | None = None
-) -> dict[str, list[str]]:
-    """``{added, deleted, value}`` as EmailEngine sends it: an empty side is left out.
-
-    ``value`` is what the message has afterwards (default: ``after``)."""
-    old, new = set(before), set(after)
-    out: dict[str, list[str]] = {}
-    if new - old:
-        out["added"] = sorted(new - old)
-    if old - new:
-        out["deleted"] = sorted(old - new)
-    out["value"] = sorted(new if value is None else set(value))
-    return out
 
 
 def update_payload(

@@ -206,11 +206,6 @@ def decode_state(state: str) -> tuple[list[str], list[str]]:
     return [f for f in flags.split(" ") if f], [c for c in cats.split("\x1e") if c]
 
 
-def changes(old: list[str], new: list[str]) -> dict[str, list[str]]:
-    o, n = set(old), set(new)
-    return {"added": sorted(n - o), "deleted": sorted(o - n), "value": sorted(n)}
-
-
 # -- addresses, dates ----------------------------------------------------------------------------
 
 

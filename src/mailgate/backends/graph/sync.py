@@ -53,13 +53,12 @@ from mailgate.backends.graph.summary import (
     EXPAND_LAST_VERB,
     SUMMARY_FIELDS,
     attachment_entry,
-    changes,
     decode_state,
     query_value,
     state_of,
     summarize,
 )
-from mailgate.domain.sync import SyncOptions
+from mailgate.domain.sync import SyncOptions, change_set
 from mailgate.errors import CursorExpired
 from mailgate.protocols.mime import parse_message
 from mailgate.store import keys
@@ -366,9 +365,9 @@ class GraphSyncer:
         new_flags, new_cats = decode_state(new)
         diff: dict[str, Any] = {}
         if sorted(old_flags) != sorted(new_flags):
-            diff["flags"] = changes(old_flags, new_flags)
+            diff["flags"] = change_set(old_flags, new_flags)
         if sorted(old_cats) != sorted(new_cats):
-            diff["labels"] = changes(old_cats, new_cats)
+            diff["labels"] = change_set(old_cats, new_cats)
         if not diff:
             return None
         return {"id": mid, "emailId": mid, "changes": diff}

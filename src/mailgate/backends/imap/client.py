@@ -598,6 +598,28 @@ class ImapClient(ImapConnection):
                 result.vanished.extend(r.uids)
         return result
 
+    async def fetch(self, low: int, high: int, items: Sequence[str]) -> FetchResult:
+        """FETCH by message sequence numbers ``low:high`` of the current view (no EXPUNGE can
+        arrive while it runs, RFC 3501 §7.4.1). One response per number: the first that carries
+        an item besides UID/FLAGS/MODSEQ (unsolicited flag updates are left alone)."""
+        names = [i.upper() for i in items]
+        wanted = next((n for n in names if n not in ("UID", "FLAGS", "MODSEQ")), "UID")
+        seen: set[int] = set()
+
+        def collect(_tag: str, r: Response) -> bool:
+            if not isinstance(r, FetchResponse) or not low <= r.seq <= high or r.seq in seen:
+                return False
+            if wanted not in r.attrs:
+                return False
+            seen.add(r.seq)
+            return True
+
+        seq = Raw(f"{low}:{high}")
+        _, untagged = await self._run(
+            "FETCH", seq, Raw("(" + " ".join(items) + ")"), collect=collect
+        )
+        return FetchResult([r for r in untagged if isinstance(r, FetchResponse)])
+
     async def uid_search(
         self, criteria: Sequence[str | bytes], *, charset: str | None = None
     ) -> builtins.list[int]:

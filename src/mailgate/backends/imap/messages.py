@@ -4,7 +4,9 @@ Each operation borrows one pooled connection (:func:`.mailbox_access.lease`), se
 it needs (reusing the selection a connection already has) and answers in EmailEngine's JSON.
 Costs, in IMAP round trips after the selection:
 
-    listing / search   UID SEARCH (ALL or the criteria) + one UID FETCH of the page's summaries
+    listing            NOOP (reused selection) + one FETCH of the page's summaries by sequence
+                       numbers; with a cursor, as a search
+    search             UID SEARCH (the criteria) + one UID FETCH of the page's summaries
     get message        one UID FETCH (summary + the whole message when under 2 MiB)
     text               one UID FETCH (BODYSTRUCTURE + the text parts)
     source/attachment  one UID FETCH of metadata, then one per 1 MiB chunk while streaming
@@ -22,7 +24,7 @@ from typing import Any
 
 from mailgate.backends.base import Download, MessageChanges, PageRequest, ReadOptions
 from mailgate.backends.imap.attachments import make_decoder, stream_section
-from mailgate.backends.imap.client import ImapClient
+from mailgate.backends.imap.client import ImapClient, SelectedMailbox
 from mailgate.backends.imap.mailbox_access import (
     MailboxNumbers,
     SpecialFolders,
@@ -31,7 +33,13 @@ from mailgate.backends.imap.mailbox_access import (
     same_mailbox,
     synced,
 )
-from mailgate.backends.imap.paging import decode_cursor, slice_page
+from mailgate.backends.imap.paging import (
+    PageSlice,
+    decode_cursor,
+    sequence_page,
+    sequence_window,
+    slice_page,
+)
 from mailgate.backends.imap.pool import ImapPool
 from mailgate.backends.imap.reading import (
     MAX_TEXT_PART_BYTES,
@@ -128,21 +136,21 @@ class ImapMessages:
             )
             box, reused = await open_mailbox(client, path, missing=_mailbox_missing())
             mailbox_no = await self.numbers.number(path, box.uidvalidity or 0)
-            criteria = plan.criteria if plan is not None else ["ALL"]
-            charset = plan.charset if plan is not None else None
-            uids = await synced(client, reused, client.uid_search(criteria, charset=charset))
-            page = slice_page(
-                uids,
-                mailbox=mailbox_no,
-                page_size=paging.page_size,
-                page=paging.page,
-                cursor=cursor,
-            )
-            fetched = (
-                await client.uid_fetch(page.uids, summary_items(client.capabilities))
-                if page.uids
-                else []
-            )
+            items = summary_items(client.capabilities)
+            if plan is None and cursor is None:
+                page, fetched = await self._numbered_page(client, box, reused, mailbox_no, paging)
+            else:
+                criteria = plan.criteria if plan is not None else ["ALL"]
+                charset = plan.charset if plan is not None else None
+                uids = await synced(client, reused, client.uid_search(criteria, charset=charset))
+                page = slice_page(
+                    uids,
+                    mailbox=mailbox_no,
+                    page_size=paging.page_size,
+                    page=paging.page,
+                    cursor=cursor,
+                )
+                fetched = await client.uid_fetch(page.uids, items) if page.uids else []
             special_use = await self.folders.special_use(client, path)
         by_uid = {f.uid: f for f in fetched}
         messages = [
@@ -151,6 +159,29 @@ class ImapMessages:
             if uid in by_uid
         ]
         return {**page.fields(), "messages": messages}
+
+    async def _numbered_page(
+        self,
+        client: ImapClient,
+        box: SelectedMailbox,
+        reused: bool,
+        mailbox_no: int,
+        paging: PageRequest,
+    ) -> tuple[PageSlice, list[FetchResponse]]:
+        """A plain listing by page number: the NOOP (on a reused selection) brings the view's
+        message count up to date, then one ``FETCH lo:hi`` by sequence numbers; no SEARCH (which
+        costs the server a pass over the whole mailbox)."""
+        if reused:
+            await client.noop()
+        total = box.exists
+        size, number = paging.page_size, paging.page
+        window = sequence_window(total, page_size=size, page=number)
+        fetched: list[FetchResponse] = []
+        if window is not None:
+            fetched = await client.fetch(*window, summary_items(client.capabilities))
+        found = {f.seq: f.uid for f in fetched if f.uid is not None}
+        page = sequence_page(total, found, mailbox=mailbox_no, page_size=size, page=number)
+        return page, fetched
 
     # -- reading -------------------------------------------------------------------------------
 

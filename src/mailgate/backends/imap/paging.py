@@ -21,7 +21,7 @@ import base64
 import binascii
 import bisect
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mailgate.errors import BadRequest
@@ -136,6 +136,54 @@ def slice_page(
         uids=chosen,
         total=total,
         page=number,
+        pages=page_count(total, page_size),
+        next_cursor=next_cursor,
+        prev_cursor=prev_cursor,
+    )
+
+
+# -- a plain listing by page number: message sequence numbers, no SEARCH ------------------------
+#
+# Every message of a mailbox matches a plain listing, so its ascending UID list is the mailbox's
+# sequence numbers 1..EXISTS in order: newest-first index i is sequence number EXISTS - i. A page
+# by number is then one ``FETCH lo:hi`` of the view the last NOOP/SELECT brought up to date, and
+# the reply is exactly what :func:`slice_page` gives for that view's UID list.
+
+
+def sequence_window(total: int, *, page_size: int, page: int) -> tuple[int, int] | None:
+    """Sequence numbers ``(lo, hi)`` of page ``page`` (newest first) of a mailbox with ``total``
+    messages, or None when the page is past the end."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size out of range: {page_size}")
+    start = min(page * page_size, total)
+    end = min(total, start + page_size)
+    if start >= end:
+        return None
+    return total - end + 1, total - start
+
+
+def sequence_page(
+    total: int, found: Mapping[int, int], *, mailbox: int, page_size: int, page: int
+) -> PageSlice:
+    """The page :func:`sequence_window` chose, from ``found`` (sequence number → UID of what the
+    FETCH returned; a number the server did not answer for is left out)."""
+    window = sequence_window(total, page_size=page_size, page=page)
+    chosen = (
+        []
+        if window is None
+        else [found[s] for s in range(window[1], window[0] - 1, -1) if s in found]
+    )
+    start = min(page * page_size, total)
+    end = min(total, start + page_size)
+    next_cursor = prev_cursor = None
+    if chosen and end < total:
+        next_cursor = Cursor(mailbox, chosen[-1], page + 1, True).encode()
+    if chosen and start > 0:
+        prev_cursor = Cursor(mailbox, chosen[0], max(0, page - 1), False).encode()
+    return PageSlice(
+        uids=chosen,
+        total=total,
+        page=page,
         pages=page_count(total, page_size),
         next_cursor=next_cursor,
         prev_cursor=prev_cursor,

@@ -35,7 +35,7 @@ from mailgate.backends.imap.client import ImapClient, ListEntry, QresyncParams
 from mailgate.backends.imap.listing import ListItem, to_mailboxes
 from mailgate.backends.imap.summary import summarize, summary_items
 from mailgate.domain.ids import pack_message_id
-from mailgate.domain.sync import SyncOptions
+from mailgate.domain.sync import SyncOptions, change_set
 from mailgate.errors import CommandError
 from mailgate.protocols.imap import FetchResponse
 from mailgate.store import keys
@@ -65,15 +65,6 @@ class MailboxInfo:
     special_use: str | None
     status: dict[str, int]
     selectable: bool
-
-
-def flag_changes(old: list[str], new: list[str]) -> dict[str, list[str]]:
-    old_set, new_set = set(old), set(new)
-    return {
-        "added": sorted(new_set - old_set),
-        "deleted": sorted(old_set - new_set),
-        "value": sorted(new_set),
-    }
 
 
 class AccountSyncer:
@@ -299,6 +290,8 @@ class AccountSyncer:
             recent = await self._received_since_notify_from(client)
         elif sel.exists and cursor.announce == "all":
             recent = list(await client.uid_search(["ALL"]))
+        # a message that arrived after SELECT (UID >= uidnext) is the next pass's to announce
+        recent = [uid for uid in recent if uid < uidnext]
         if recent:
             await self._announce_new(client, box, mbno, recent, batch, index=None)
         await self.committer.commit(batch)
@@ -416,7 +409,7 @@ class AccountSyncer:
                     batch.emit(
                         "messageUpdated",
                         {"id": pack_message_id(mbno, uid), "uid": uid,
-                         "changes": {"flags": flag_changes(before, after)}},
+                         "changes": {"flags": change_set(before, after)}},
                         path=path, special_use=box.special_use,
                     )  # fmt: skip
             elif (f.modseq or 0) != old[1]:

@@ -31,17 +31,21 @@ __all__ = ["Frame", "Framer", "tokenize"]
 
 _LITERAL_MARKER = re.compile(rb"~?\{(\d{1,12})\+?\}$")
 
+# One token per match, found by ``findall`` in one C-level pass (no match objects): ``(``, ``)``,
+# a quoted string with its quotes, an atom, or a single other non-space byte, which is an error
+# (its first byte is in _BAD_FIRST: no atom, string or parenthesis starts with one). Spaces are
+# skipped. The loops are unrolled (``[^"\\]*(?:\\.[^"\\]*)*``), so a long string or atom costs
+# a few regex steps, not one per byte.
 _TOKEN = re.compile(
     rb"""
-     (\ +)                                            # 1 spaces
-    |(\()                                             # 2 open
-    |(\))                                             # 3 close
-    |"((?:[^"\\]|\\.)*)"                              # 4 quoted string
-    |((?:[^\x00-\x20()"{\x7f\[]|\[[^\]\r\n]*\]|\[)+)  # 5 atom
-    |(.)                                              # 6 anything else: error
+     [()]                                             # open, close
+    |"[^"\\]*(?:\\.[^"\\]*)*"                          # quoted string
+    |(?:[^\x00-\x20()"{\x7f\[]+|\[[^\]\r\n]*\]|\[)+       # atom
+    |[^ ]                                             # anything else: error
     """,
     re.VERBOSE | re.DOTALL,
 )
+_BAD_FIRST = frozenset(b'"{\x7f' + bytes(range(0x20)))
 _UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 
 
@@ -173,35 +177,35 @@ def tokenize(frame: Frame, limits: ImapLimits = DEFAULT_LIMITS, start: int = 0) 
     max_depth = limits.max_nesting_depth
     max_tokens = limits.max_tokens_per_response
     literals = frame.literals
+    bad_first = _BAD_FIRST
     for index, text in enumerate(frame.texts):
-        for m in _TOKEN.finditer(text, start if index == 0 else 0):
-            kind = m.lastindex
-            if kind == 5:
-                cur.append(m.group(5).decode("utf-8", "surrogateescape"))
-            elif kind == 1:
-                continue
-            elif kind == 4:
-                q = m.group(4)
-                if b"\\" in q:
-                    q = _UNESCAPE.sub(rb"\1", q)
-                cur.append(q)
-            elif kind == 2:
+        tokens = _TOKEN.findall(text, start if index == 0 else 0)
+        count += len(tokens)
+        if count > max_tokens:
+            raise ProtocolError("too many tokens in one IMAP response")
+        for tok in tokens:
+            first = tok[0]
+            if first == 0x28:  # (
                 if len(stack) > max_depth:
                     raise ProtocolError("IMAP response nested too deeply")
                 new: list[Any] = []
                 cur.append(new)
                 stack.append(new)
                 cur = new
-            elif kind == 3:
+            elif first == 0x29:  # )
                 if len(stack) == 1:
                     raise ProtocolError("unbalanced ')' in IMAP response")
                 stack.pop()
                 cur = stack[-1]
+            elif first == 0x22 and len(tok) > 1 and tok[-1] == 0x22:  # "quoted"
+                q = tok[1:-1]
+                if b"\\" in q:
+                    q = _UNESCAPE.sub(rb"\1", q)
+                cur.append(q)
+            elif first in bad_first:
+                raise ProtocolError(f"unexpected byte {tok!r} in IMAP response")
             else:
-                raise ProtocolError(f"unexpected byte {m.group(6)!r} in IMAP response")
-            count += 1
-            if count > max_tokens:
-                raise ProtocolError("too many tokens in one IMAP response")
+                cur.append(tok.decode("utf-8", "surrogateescape"))
         if index < len(literals):
             cur.append(literals[index])
     if len(stack) != 1:

@@ -68,6 +68,8 @@ def astring_bytes(tok: Any) -> bytes:
 
 def text(tok: Any) -> str | None:
     """An nstring as text (UTF-8, invalid bytes replaced), None for NIL."""
+    if tok.__class__ is bytes:  # the common case first: a quoted string
+        return tok.decode("utf-8", "replace")
     if isinstance(tok, list):
         return None
     raw = nstring(tok)
@@ -81,7 +83,7 @@ def upper_text(tok: Any) -> str | None:
 
 def header_text(tok: Any) -> str | None:
     """An nstring that may carry RFC 2047 encoded words (subjects, display names)."""
-    value = text(tok)
+    value = tok.decode("utf-8", "replace") if tok.__class__ is bytes else text(tok)
     if value is None or "=?" not in value:
         return value
     try:
