@@ -286,6 +286,48 @@ def test_listing_paging_and_cursors(mailgate: MailgateProcess, dovecot: Dovecot)
         assert http.get(url, params={"path": "\\Trash"}).status_code == 200
 
 
+def test_listing_pages_follow_new_and_expunged_mail(
+    mailgate: MailgateProcess, dovecot: Dovecot
+) -> None:
+    """A listing by page number reads the mailbox by sequence numbers (no SEARCH): mail that
+    arrives or is expunged by another client between two requests is reflected at once."""
+    user = new_user(dovecot)
+    dovecot.fill(user.name, "Seq", 25)
+    account = register(mailgate, dovecot, user)
+    url = f"/v1/account/{account}/messages"
+    with mailgate.client() as http:
+        first = http.get(url, params={"path": "Seq"}).json()
+        assert first["total"] == 25 and len(first["messages"]) == 20
+        assert [m["subject"] for m in first["messages"]] == [
+            f"Message {i}" for i in range(24, 4, -1)
+        ]
+        dovecot.deliver(user.name, b"Subject: newest\r\nFrom: n@example.test\r\n\r\nhi\r\n", "Seq")
+        second = http.get(url, params={"path": "Seq"}).json()
+        assert second["total"] == 26 and second["pages"] == 2
+        assert second["messages"][0]["subject"] == "newest"
+        assert second["messages"][1]["uid"] == first["messages"][0]["uid"]
+
+        conn = imap_login(dovecot, user)
+        try:
+            conn.select(quoted("Seq"))
+            # expunge "Message 20" (sequence number 21) and the oldest message
+            conn.store("1,21", "+FLAGS.SILENT", "(\\Deleted)")
+            conn.expunge()
+        finally:
+            conn.logout()
+        third = http.get(url, params={"path": "Seq"}).json()
+        assert third["total"] == 24
+        subjects = [m["subject"] for m in third["messages"]]
+        assert subjects == ["newest", *[f"Message {i}" for i in range(24, 4, -1) if i != 20]]
+        last = http.get(url, params={"path": "Seq", "page": 1}).json()
+        assert [m["subject"] for m in last["messages"]] == [f"Message {i}" for i in range(4, 0, -1)]
+        assert last["nextPageCursor"] is None and last["prevPageCursor"] is not None
+        back = http.get(url, params={"path": "Seq", "cursor": last["prevPageCursor"]}).json()
+        assert back["messages"] == third["messages"]
+        past = http.get(url, params={"path": "Seq", "page": 5}).json()
+        assert (past["total"], past["messages"], past["nextPageCursor"]) == (24, [], None)
+
+
 def test_listing_nested_non_ascii_folder(mailgate: MailgateProcess, loaded: Loaded) -> None:
     with mailgate.client() as http:
         listing = http.get(f"/v1/account/{loaded.account}/messages", params={"path": NESTED}).json()

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailgate.backends.imap.paging import Cursor, decode_cursor, page_count, slice_page
+from mailgate.backends.imap.paging import (
+    Cursor,
+    decode_cursor,
+    page_count,
+    sequence_page,
+    sequence_window,
+    slice_page,
+)
 from mailgate.errors import BadRequest
 
 UIDS = list(range(1, 46))  # 45 messages, UIDs 1..45
@@ -88,3 +95,45 @@ def test_walking_next_cursors_visits_everything_once(uids: list[int], size: int)
         seen += page.uids
     assert seen == sorted(uids, reverse=True)
     assert page_count(len(uids), size) == max(1, -(-len(uids) // size))
+
+
+# -- listing by page number over sequence numbers (no SEARCH) --------------------------------
+
+
+@given(
+    st.lists(st.integers(1, 10_000), unique=True, max_size=120).map(sorted),
+    st.integers(1, 25),
+    st.integers(0, 8),
+)
+def test_sequence_page_same_as_slice_page(uids: list[int], page_size: int, page: int) -> None:
+    """With every message fetched, paging by sequence numbers gives exactly the search answer."""
+    found = {seq: uid for seq, uid in enumerate(uids, 1)}
+    expected = slice_page(uids, mailbox=3, page_size=page_size, page=page)
+    got = sequence_page(len(uids), found, mailbox=3, page_size=page_size, page=page)
+    assert got == expected
+    window = sequence_window(len(uids), page_size=page_size, page=page)
+    if expected.uids:
+        assert window is not None
+        assert [found[s] for s in range(window[1], window[0] - 1, -1)] == expected.uids
+    else:
+        assert window is None
+
+
+def test_sequence_window() -> None:
+    assert sequence_window(45, page_size=20, page=0) == (26, 45)
+    assert sequence_window(45, page_size=20, page=2) == (1, 5)
+    assert sequence_window(45, page_size=20, page=3) is None
+    assert sequence_window(0, page_size=20, page=0) is None
+    with pytest.raises(ValueError):
+        sequence_window(45, page_size=0, page=0)
+
+
+def test_sequence_page_missing_answers() -> None:
+    """A number the server did not answer for (expunged meanwhile) is left out; the cursors
+    anchor on the UIDs that were shown."""
+    found = {seq: seq * 10 for seq in range(1, 46) if seq not in (45, 30)}
+    page = sequence_page(45, found, mailbox=3, page_size=20, page=0)
+    assert page.uids == [s * 10 for s in range(44, 25, -1) if s != 30]
+    assert page.total == 45 and page.pages == 3 and page.prev_cursor is None
+    assert page.next_cursor is not None
+    assert decode_cursor(page.next_cursor) == Cursor(3, 260, 1, True)

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from mailgate.runtime.container import Container
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread (a thread hop per request)
     return cast(Container, request.app.state.container)
 
 

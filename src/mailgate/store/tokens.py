@@ -1,4 +1,9 @@
-"""API access tokens: only the SHA-256 of a token is stored, with its metadata."""
+"""API access tokens: only the SHA-256 of a token is stored, with its metadata.
+
+Token checks are cached in the process for :data:`LOOKUP_CACHE_TTL` seconds (found tokens only:
+a token issued anywhere works at once). A token deleted through this process stops working at
+once; one deleted by another process within that many seconds.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from mailgate.store.redis import text
 
 SCOPES = ("*", "api", "metrics", "smtp", "imap-proxy")
 LAST_USE_WRITE_INTERVAL = 60.0  # seconds between writes of a token's last use
+LOOKUP_CACHE_TTL = 1.0  # seconds a found token is trusted without asking Redis again
+LOOKUP_CACHE_SIZE = 4096  # most cached token checks per process (cleared when full)
 
 
 class TokenRecord(msgspec.Struct, omit_defaults=True, rename="camel"):
@@ -45,6 +52,7 @@ class TokenStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._last_use_written: dict[str, float] = {}
+        self._found: dict[str, tuple[float, TokenRecord]] = {}  # token id -> (until, record)
 
     async def issue(
         self,
@@ -85,8 +93,20 @@ class TokenStore:
         return _decoder.decode(raw) if raw else None
 
     async def lookup(self, token: str) -> TokenRecord | None:
-        """The record of a presented token, or None."""
-        return await self.get(hash_token(token))
+        """The record of a presented token, or None (cached, see the module docstring)."""
+        token_id = hash_token(token)
+        now = time.monotonic()
+        cached = self._found.get(token_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = await self.get(token_id)
+        if record is None:
+            self._found.pop(token_id, None)
+            return None
+        if len(self._found) >= LOOKUP_CACHE_SIZE:
+            self._found.clear()
+        self._found[token_id] = (now + LOOKUP_CACHE_TTL, record)
+        return record
 
     async def delete(self, token_or_id: str) -> bool:
         token_id = token_or_id if await self.get(token_or_id) else hash_token(token_or_id)
@@ -94,6 +114,7 @@ class TokenStore:
             pipe.delete(keys.token(token_id))
             pipe.zrem(keys.TOKENS, token_id)
             deleted, _ = await pipe.execute()
+        self._found.pop(token_id, None)  # after the delete: a lookup meanwhile may have cached it
         return bool(deleted)
 
     async def list(self) -> list[TokenRecord]:

@@ -9,23 +9,19 @@ Which mailbox a request names (:func:`mailbox_root`): ``/me`` for a user's own d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from mailgate.backends.base import (
     BackendCapabilities,
-    Download,
     MailboxChange,
-    MessageChanges,
-    PageRequest,
     PushKind,
-    ReadOptions,
 )
 from mailgate.backends.graph.client import GraphClient, GraphHttp
 from mailgate.backends.graph.folders import Folders
 from mailgate.backends.graph.messages import GraphMessages
+from mailgate.backends.message_methods import MessageMethods, MessageOps
 from mailgate.backends.oauth import TokenProvider
 from mailgate.domain.mailbox import Mailbox
 from mailgate.errors import ConfigError
@@ -80,7 +76,7 @@ def make_client(
     return GraphClient(http, api_url=api_url, root=root, account=account, tokens=tokens)
 
 
-class GraphBackend:
+class GraphBackend(MessageMethods):
     """Implements :class:`mailgate.backends.base.MailBackend` over Microsoft Graph."""
 
     def __init__(self, client: GraphClient) -> None:
@@ -118,65 +114,8 @@ class GraphBackend:
         folder = await self.folders.resolve(path)
         return MailboxChange(path=folder.path, subscribed=subscribed)
 
-    async def list_messages(self, path: str, paging: PageRequest) -> dict[str, Any]:
-        return await self.messages.list_messages(path, paging)
-
-    async def search_messages(
-        self, path: str, search: Mapping[str, Any], paging: PageRequest
-    ) -> dict[str, Any]:
-        return await self.messages.list_messages(path, paging, search)
-
-    async def get_message(self, message: str, options: ReadOptions) -> dict[str, Any]:
-        return await self.messages.get_message(message, options)
-
-    async def get_text(
-        self, text: str, *, text_type: str, max_bytes: int | None, web_safe_html: bool
-    ) -> dict[str, Any]:
-        return await self.messages.get_text(
-            text, text_type=text_type, max_bytes=max_bytes, web_safe_html=web_safe_html
-        )
-
-    async def message_source(self, message: str) -> Download:
-        return await self.messages.message_source(message)
-
-    async def download_attachment(self, attachment: str) -> Download:
-        return await self.messages.download_attachment(attachment)
-
-    async def update_message(self, message: str, changes: MessageChanges) -> dict[str, Any]:
-        return await self.messages.update_message(message, changes)
-
-    async def move_message(self, message: str, target: str) -> dict[str, Any]:
-        return await self.messages.move_message(message, target)
-
-    async def delete_message(self, message: str, *, force: bool) -> dict[str, Any]:
-        return await self.messages.delete_message(message, force=force)
-
-    async def append_message(
-        self,
-        path: str,
-        raw: bytes,
-        *,
-        flags: Sequence[str] = (),
-        internal_date: datetime | None = None,
-    ) -> dict[str, Any]:
-        return await self.messages.append_message(
-            path, raw, flags=flags, internal_date=internal_date
-        )
-
-    async def update_messages(
-        self, path: str, search: Mapping[str, Any], changes: MessageChanges
-    ) -> dict[str, Any]:
-        return await self.messages.update_messages(path, search, changes)
-
-    async def move_messages(
-        self, path: str, search: Mapping[str, Any], target: str
-    ) -> dict[str, Any]:
-        return await self.messages.move_messages(path, search, target)
-
-    async def delete_messages(
-        self, path: str, search: Mapping[str, Any], *, force: bool
-    ) -> dict[str, Any]:
-        return await self.messages.delete_messages(path, search, force=force)
+    def message_ops(self) -> MessageOps:
+        return self.messages
 
     async def close(self) -> None:
         """Nothing to release: the HTTP pool belongs to the process (:class:`GraphHttp`)."""

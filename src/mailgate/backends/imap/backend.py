@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
 
 import structlog
 
 from mailgate.backends.base import (
     BackendCapabilities,
-    Download,
     MailboxChange,
-    MessageChanges,
-    PageRequest,
     PushKind,
-    ReadOptions,
 )
 from mailgate.backends.imap.client import ImapClient, ImapTimeouts
 from mailgate.backends.imap.listing import ListItem, join_path, to_mailboxes
@@ -24,6 +17,7 @@ from mailgate.backends.imap.mailbox_access import MailboxNumbers, SpecialFolders
 from mailgate.backends.imap.messages import ImapMessages
 from mailgate.backends.imap.pool import ImapPool
 from mailgate.backends.imap.session import CredentialSource, open_session
+from mailgate.backends.message_methods import MessageMethods, MessageOps
 from mailgate.domain.account import ImapConfig
 from mailgate.domain.mailbox import Mailbox
 from mailgate.errors import CommandError, ConfigError, Conflict, NotFound
@@ -73,7 +67,7 @@ async def list_mailboxes_on(
     )
 
 
-class ImapBackend:
+class ImapBackend(MessageMethods):
     """Implements :class:`mailgate.backends.base.MailBackend` for IMAP accounts."""
 
     def __init__(
@@ -208,65 +202,8 @@ class ImapBackend:
             raise ConfigError("this backend was built without a mailbox registry")
         return self._messages
 
-    async def list_messages(self, path: str, paging: PageRequest) -> dict[str, Any]:
-        return await self.messages.list_messages(path, paging)
-
-    async def search_messages(
-        self, path: str, search: Mapping[str, Any], paging: PageRequest
-    ) -> dict[str, Any]:
-        return await self.messages.list_messages(path, paging, search)
-
-    async def get_message(self, message: str, options: ReadOptions) -> dict[str, Any]:
-        return await self.messages.get_message(message, options)
-
-    async def get_text(
-        self, text: str, *, text_type: str, max_bytes: int | None, web_safe_html: bool
-    ) -> dict[str, Any]:
-        return await self.messages.get_text(
-            text, text_type=text_type, max_bytes=max_bytes, web_safe_html=web_safe_html
-        )
-
-    async def message_source(self, message: str) -> Download:
-        return await self.messages.message_source(message)
-
-    async def download_attachment(self, attachment: str) -> Download:
-        return await self.messages.download_attachment(attachment)
-
-    async def update_message(self, message: str, changes: MessageChanges) -> dict[str, Any]:
-        return await self.messages.update_message(message, changes)
-
-    async def move_message(self, message: str, target: str) -> dict[str, Any]:
-        return await self.messages.move_message(message, target)
-
-    async def delete_message(self, message: str, *, force: bool) -> dict[str, Any]:
-        return await self.messages.delete_message(message, force=force)
-
-    async def append_message(
-        self,
-        path: str,
-        raw: bytes,
-        *,
-        flags: Sequence[str] = (),
-        internal_date: datetime | None = None,
-    ) -> dict[str, Any]:
-        return await self.messages.append_message(
-            path, raw, flags=flags, internal_date=internal_date
-        )
-
-    async def update_messages(
-        self, path: str, search: Mapping[str, Any], changes: MessageChanges
-    ) -> dict[str, Any]:
-        return await self.messages.update_messages(path, search, changes)
-
-    async def move_messages(
-        self, path: str, search: Mapping[str, Any], target: str
-    ) -> dict[str, Any]:
-        return await self.messages.move_messages(path, search, target)
-
-    async def delete_messages(
-        self, path: str, search: Mapping[str, Any], *, force: bool
-    ) -> dict[str, Any]:
-        return await self.messages.delete_messages(path, search, force=force)
+    def message_ops(self) -> MessageOps:
+        return self.messages
 
     async def close(self) -> None:
         await self.pool.close()
