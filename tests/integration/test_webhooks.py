@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -408,6 +409,32 @@ async def test_cancelled_worker_is_resumed_by_a_new_one(env: Env, receiver: Rece
         await eventually(lambda: len(receiver.ok()) >= 300, "the second worker finished")
     assert_exactly_once_in_order(receiver.ok(), appended)
     assert len(receiver.all()) == 300  # nothing re-sent after the graceful stop
+
+
+async def test_unexpected_failure_backs_off_instead_of_spinning(
+    env: Env, receiver: Receiver
+) -> None:
+    """A bug-shaped error while draining an account is logged once and the account waits a
+    retry delay: releasing the lock must not make it due again at once (a busy loop)."""
+    await env.enable(receiver.url())
+    account = await env.account("boom")
+    worker = env.worker("boom", base_delay=30.0)
+    calls = 0
+
+    async def broken_drain(account: str, token: str) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a bug")
+
+    worker._drain = broken_drain  # type: ignore[method-assign]
+    async with running(worker):
+        await env.events.append(account, "messageNew", {"n": 1})
+        await eventually(lambda: calls >= 1, "the drain ran")
+        await asyncio.sleep(0.5)  # a spinning worker would have retried hundreds of times
+        assert calls == 1
+        due = await env.redis.zscore(keys.WEBHOOK_PENDING, account)
+        assert due is not None and due > time.time() * 1000 + 20_000
+    assert receiver.all() == []
 
 
 async def test_two_workers_deliver_each_event_once_in_order(env: Env, receiver: Receiver) -> None:

@@ -218,16 +218,16 @@ class WebhookWorker:
                 account=account,
                 error=str(group.exceptions[0]),
             )
-            with contextlib.suppress(RedisError, OSError):
-                await self.queue.schedule(account, now_ms() + int(REDIS_RETRY_DELAY * 1000))
+            with contextlib.suppress(RedisError, OSError):  # (a backoff: _release keeps it)
+                await self.queue.backoff(account, now_ms() + int(REDIS_RETRY_DELAY * 1000))
         except* Exception as group:
             log.exception(
                 "webhook delivery failed unexpectedly",
                 account=account,
                 exc_info=group.exceptions[0],
             )
-            with contextlib.suppress(RedisError, OSError):
-                await self.queue.schedule(account, now_ms() + int(self.base_delay * 1000))
+            with contextlib.suppress(RedisError, OSError):  # (a backoff: _release keeps it)
+                await self.queue.backoff(account, now_ms() + int(self.base_delay * 1000))
         finally:
             if locked:
                 await self._release(account, token)
