@@ -603,6 +603,64 @@ async def test_extended_property_patch_and_expand(
     assert verbs(await item.get(one_message(expand=[EXPAND_VERB]))) == [(LAST_VERB, "102")]
 
 
+def verb_is(value: int) -> str:
+    """Messages whose PidTagLastVerbExecuted is ``value``: the documented lambda, the Integer
+    value cast to Edm.Int32 (singlevaluelegacyextendedproperty-get, request 4)."""
+    return (
+        f"singleValueExtendedProperties/any(ep:ep/id eq '{LAST_VERB}' "
+        f"and cast(ep/value, Edm.Int32) eq {value})"
+    )
+
+
+async def test_filter_by_extended_property_value(
+    fake: FakeGraph, client: GraphServiceClient, user: tuple[str, str]
+) -> None:
+    """$filter on a collection by an extended property's value: the documented lambda (cast and
+    uncast forms, or-ed, negated with not, after the $orderby property); a message without the
+    property never matches the any; other forms inside the lambda are 400."""
+    upn = user[0]
+    ids = {k: fake.rest_id(upn, fake.deliver(upn, mime(k))) for k in ("r", "ra", "f", "none")}
+    for key, verb in (("r", "102"), ("ra", "103"), ("f", "104")):
+        await client.me.messages.by_message_id(ids[key]).patch(
+            Message(
+                single_value_extended_properties=[
+                    SingleValueLegacyExtendedProperty(id=LAST_VERB, value=verb)
+                ]
+            )
+        )
+    inbox = client.me.mail_folders.by_mail_folder_id("inbox").messages
+
+    async def found(flt: str, **query: Any) -> set[str]:
+        page = await inbox.get(config(filter=flt, select=["subject"], **query))
+        return {m.subject or "" for m in page.value or []}
+
+    answered = f"({verb_is(102)} or {verb_is(103)})"
+    assert await found(answered) == {"r", "ra"}
+    assert await found(f"not({verb_is(102)}) and not({verb_is(103)})") == {"f", "none"}
+    assert await found(
+        f"receivedDateTime ge 1900-01-01T00:00:00Z and {answered}",
+        orderby=["receivedDateTime desc"],
+    ) == {"r", "ra"}
+    # the uncast form the same doc page shows for numeric properties, spelled as there
+    uncast = (
+        "singleValueExtendedProperties/Any(ep: ep/id eq 'Integer 0x1081' and ep/value ge '103')"
+    )
+    assert await found(uncast) == {"ra", "f"}
+    assert await found(verb_is(0)) == set()
+
+    for bad in (
+        f"singleValueExtendedProperties/any(ep:ep/id eq '{LAST_VERB}')",  # no value test
+        f"singleValueExtendedProperties/all(ep:ep/id eq '{LAST_VERB}' and ep/value eq '102')",
+        f"singleValueExtendedProperties/any(ep:ep/id eq '{LAST_VERB}' "
+        "and cast(ep/value, Edm.Guid) eq 102)",  # not the property's type
+        f"singleValueExtendedProperties/any(ep:ep/id eq '{LAST_VERB}' "
+        "and contains(ep/value, '10'))",  # a string function on a number
+        "singleValueExtendedProperties/any(ep:ep/id eq 'Nope 0x1081' and ep/value eq '1')",
+    ):
+        err = await odata_error(inbox.get(config(filter=bad)))
+        assert err.response_status_code == 400, bad
+
+
 async def test_sending_a_reply_or_forward_records_the_last_verb(
     fake: FakeGraph, client: GraphServiceClient, user: tuple[str, str]
 ) -> None:

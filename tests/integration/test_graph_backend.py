@@ -363,6 +363,51 @@ def test_answered_flag_on_graph(fake: FakeGraph, account: tuple[str, str, httpx.
     assert last_verb_of(fake, upn, fwd) == "0"
 
 
+def test_search_answered_on_graph(fake: FakeGraph, account: tuple[str, str, httpx.Client]) -> None:
+    """``answered`` searches Graph with a ``$filter`` on PidTagLastVerbExecuted: a reply (102, set
+    through the API) and a reply all (103, sent from Outlook) are answered, a forward (104) and a
+    message without the property are not; with text terms the same test runs on the ``$search``
+    results, and a bulk update acts on exactly those messages."""
+    acc, upn, http = account
+    ids = {k: fake.deliver(upn, mime(f"Search {k}")) for k in ("marked", "all", "fwd", "plain")}
+    resp = http.put(
+        f"/v1/account/{acc}/message/{ids['marked']}", json={"flags": {"add": ["\\Answered"]}}
+    )
+    assert resp.status_code == 200, resp.text
+    fake.modify_as_other_client(upn, ids["all"], last_verb=103)  # replied to all from Outlook
+    fake.modify_as_other_client(upn, ids["fwd"], last_verb=104)  # forwarded from Outlook
+
+    def search(query: dict[str, Any]) -> list[str]:
+        resp = http.post(f"/v1/account/{acc}/search", params={"path": "INBOX"},
+                         json={"search": query})  # fmt: skip
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["total"] == len(body["messages"])
+        return sorted(m["id"] for m in body["messages"])
+
+    answered = sorted([ids["marked"], ids["all"]])
+    not_answered = sorted([ids["fwd"], ids["plain"]])
+    assert search({"answered": True}) == answered
+    assert search({"answered": False}) == not_answered
+    assert search({"answered": True, "unseen": True}) == answered
+    assert search({"answered": False, "seen": True}) == []
+    # with text terms: $search first, the answered test on its results
+    assert search({"subject": "Search", "answered": True}) == answered
+    assert search({"subject": "Search", "answered": False}) == not_answered
+
+    resp = http.put(
+        f"/v1/account/{acc}/messages",
+        params={"path": "INBOX"},
+        json={"search": {"subject": "Search", "answered": True},
+              "update": {"flags": {"add": ["\\Flagged"]}}},
+    )  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    with fake.lock:
+        flagged = sorted(k for k, mid in ids.items()
+                         if fake.message(upn, mid).flag.get("flagStatus") == "flagged")  # fmt: skip
+    assert flagged == ["all", "marked"]
+
+
 def test_changes_by_delta_and_notifications(
     fake: FakeGraph, account: tuple[str, str, httpx.Client], redis_server: RedisServer
 ) -> None:

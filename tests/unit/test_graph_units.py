@@ -104,7 +104,7 @@ def test_labels() -> None:
 
 @pytest.mark.parametrize(
     "search",
-    [{"larger": 10}, {"smaller": 1}, {"header": {"x": "y"}}, {"answered": True}, {"uid": "1:*"},
+    [{"larger": 10}, {"smaller": 1}, {"header": {"x": "y"}}, {"answered": "yes"}, {"uid": "1:*"},
      {"deleted": True}, {"bogus": 1}, {"seen": "yes"}, {"since": "not a date"}, {"to": ""}],
 )  # fmt: skip
 def test_inexpressible_is_400(search: dict[str, object]) -> None:

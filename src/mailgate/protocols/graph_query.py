@@ -7,6 +7,7 @@ Sibling of :mod:`mailgate.protocols.imap.search`. :func:`compile_query` validate
     seen / unseen: bool           $filter isRead eq true|false
     flagged: bool                 $filter flag/flagStatus eq|ne 'flagged'
     draft: bool                   $filter isDraft eq true|false
+    answered: bool                $filter on PidTagLastVerbExecuted (see below)
     deleted: false                (nothing: Graph lists no deleted messages); true → 400
     since / before                $filter receivedDateTime ge|lt <ISO>   (KQL received>=|< with text)
     sentSince / sentBefore        $filter sentDateTime ge|lt <ISO>       (KQL sent>=|<)
@@ -14,7 +15,23 @@ Sibling of :mod:`mailgate.protocols.imap.search`. :func:`compile_query` validate
     labels {has, not}             $filter categories/any(c:c eq 'x') / not(...)
     threadId                      $filter conversationId eq '...' over ALL folders (``everywhere``)
     emailId / emailIds            the messages by id (``ids``)
-    answered, larger, smaller, header, seq, uid, modseq, gmailRaw      → 400 (not expressible)
+    larger, smaller, header, seq, uid, modseq, gmailRaw               → 400 (not expressible)
+
+``\\Answered`` on Graph is the MAPI property PidTagLastVerbExecuted (extended property id
+``Integer 0x1081``) holding 102 (reply) or 103 (reply all); see
+:mod:`mailgate.backends.graph.summary`. Graph filters a collection on a numeric extended property
+with a lambda over ``singleValueExtendedProperties`` whose value is cast to its Edm type
+(https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get?view=graph-rest-1.0,
+"GET resource instances that include numeric extended properties matching a filter" and request
+4), and negates an ``any`` with ``not``
+(https://learn.microsoft.com/en-us/graph/filter-query-parameter#any-operator)::
+
+    answered: true    (singleValueExtendedProperties/any(ep:ep/id eq 'Integer 0x1081' and
+                       cast(ep/value, Edm.Int32) eq 102) or …any(… eq 103))
+    answered: false   not(…any(… eq 102)) and not(…any(… eq 103))
+
+A message without the property (never answered) matches ``answered: false``. With text terms the
+answered test is a residual like the other flags (the caller expands the property).
 
 Graph refuses ``$search`` together with ``$filter`` or ``$orderby``: a query with text terms
 puts dates into the KQL and keeps the flag terms as a ``residual`` predicate that the caller
@@ -36,7 +53,7 @@ from typing import Any
 
 from mailgate.errors import BadRequest
 
-__all__ = ["MAX_IDS", "GraphQuery", "compile_query"]
+__all__ = ["LAST_VERB_ID", "MAX_IDS", "GraphQuery", "answered_clause", "compile_query", "last_verb"]
 
 #: Most ids in ``emailIds``.
 MAX_IDS = 1000
@@ -56,7 +73,6 @@ _DATES = {
     "sentBefore": ("sentDateTime", "lt", "sent<"),
 }
 _UNSUPPORTED = {
-    "answered": "Microsoft Graph keeps no answered state",
     "larger": "Microsoft Graph v1.0 messages have no size to search by",
     "smaller": "Microsoft Graph v1.0 messages have no size to search by",
     "header": "Microsoft Graph cannot search by header",
@@ -66,8 +82,16 @@ _UNSUPPORTED = {
     "gmailRaw": "gmailRaw is a Gmail search",
 }
 KNOWN_FIELDS = frozenset(
-    {*_TEXTS, *_BOOLS, *_DATES, *_UNSUPPORTED, "labels", "threadId", "emailId", "emailIds"}
-)
+    {*_TEXTS, *_BOOLS, "answered", *_DATES, *_UNSUPPORTED, "labels", "threadId", "emailId",
+     "emailIds"}
+)  # fmt: skip
+#: PidTagLastVerbExecuted as a Graph extended property id (see the module docstring).
+LAST_VERB_ID = "Integer 0x1081"
+LAST_VERB_TAG = 0x1081
+#: The verbs that make a message answered: reply, reply all (104, a forward, does not).
+ANSWERED_VERBS = (102, 103)
+#: The collection a residual ``answered`` test reads (the caller expands the last verb into it).
+EXTENDED = "singleValueExtendedProperties"
 _ID_RE = re.compile(r"[A-Za-z0-9_=+-]{1,1024}")
 
 Row = Mapping[str, Any]
@@ -185,6 +209,53 @@ def _thread_test(thread: str) -> Callable[[Row], bool]:
     return test
 
 
+def _is_last_verb_id(value: Any) -> bool:
+    """``Integer 0x1081`` in any spelling Graph may answer with (``integer 0x01081``...)."""
+    kind, _, tag = str(value or "").strip().partition(" ")
+    if kind.lower() != "integer":
+        return False
+    try:
+        return int(tag.strip(), 16) == LAST_VERB_TAG
+    except ValueError:
+        return False
+
+
+def last_verb(row: Row) -> int | None:
+    """PidTagLastVerbExecuted of a message expanded with
+    ``singleValueExtendedProperties($filter=id eq 'Integer 0x1081')`` (None: the message has
+    none, or it was not expanded)."""
+    for prop in row.get(EXTENDED) or []:
+        if isinstance(prop, Mapping) and _is_last_verb_id(prop.get("id")):
+            try:
+                return int(str(prop.get("value") or "").strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _answered_test(want: bool) -> Callable[[Row], bool]:
+    def test(row: Row) -> bool:
+        return (last_verb(row) in ANSWERED_VERBS) == want
+
+    return test
+
+
+def _verb_clause(verb: int) -> str:
+    """Messages whose PidTagLastVerbExecuted is ``verb`` (the documented lambda, value cast to
+    the property's type)."""
+    return (
+        f"{EXTENDED}/any(ep:ep/id eq {_odata_string(LAST_VERB_ID)} "
+        f"and cast(ep/value, Edm.Int32) eq {verb})"
+    )
+
+
+def answered_clause(want: bool) -> str:
+    """The ``$filter`` clause of ``answered: want``."""
+    if want:
+        return "(" + " or ".join(_verb_clause(v) for v in ANSWERED_VERBS) + ")"
+    return " and ".join(f"not({_verb_clause(v)})" for v in ANSWERED_VERBS)
+
+
 def _flag_tests(query: Row) -> list[tuple[str, str, Callable[[Row], bool]]]:
     """(field, $filter clause, local predicate) of the flag fields."""
     out: list[tuple[str, str, Callable[[Row], bool]]] = []
@@ -224,6 +295,11 @@ def _flag_tests(query: Row) -> list[tuple[str, str, Callable[[Row], bool]]]:
                     _bool_test("isDraft", value),
                 )
             )
+    answered = query.get("answered")
+    if answered is not None:
+        if not isinstance(answered, bool):
+            raise _bad("answered", "must be a boolean")
+        out.append((EXTENDED, answered_clause(answered), _answered_test(answered)))
     return out
 
 

@@ -9,6 +9,13 @@ Follows Microsoft's Graph v1.0 reference:
   (``$expand=singleValueExtendedProperties($filter=id eq '{id}')`` on one message or a collection;
   a ``$filter`` with ``eq`` on **id** is the only way to get one; a message without the property
   comes back without the ``singleValueExtendedProperties`` collection)
+  Also ``$filter`` on a collection by the properties' values (evaluated in ``odata``): only the
+  lambda ``singleValueExtendedProperties/any(ep: ep/id eq '{id}' and <value test>)``, where the
+  value test is ``ep/value eq|ne '…'`` or ``contains``/``startswith(ep/value, '…')`` for a
+  String property, ``ep/value eq|ne|gt|ge|lt|le '…'`` for a numeric one, or
+  ``cast(ep/value, Edm.<type>) <op> <literal>`` for a non-string one (request 4: ``Edm.Int32``
+  for Integer, ``Edm.Guid`` for CLSID); names in the id are case-sensitive, values compare
+  case-insensitively; a message without the property does not match the ``any``
 - https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties?view=graph-rest-1.0
   (created in a new message or by PATCH of an existing one: ``{"singleValueExtendedProperties":
   [{"id", "value"}]}``; values are strings; there is no way to delete one)
@@ -27,6 +34,7 @@ https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-service
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +70,83 @@ _ID_CLAUSE = re.compile(r"^\s*id\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 LAST_VERB = "Integer 0x1081"
 LAST_VERB_TIME = "SystemTime 0x1082"
 VERBS = {"createReply": 102, "createReplyAll": 103, "createForward": 104}
+
+
+#: How a ``$filter`` reaches a message's properties: the row it evaluates carries them here
+#: (canonical id -> stored string); not a Graph property, never rendered.
+FILTER_KEY = "@fake.extendedProperties"
+_STRING_OPS = {"eq", "ne"}
+_NUMERIC_OPS = {"eq", "ne", "gt", "ge", "lt", "le"}
+
+
+def _to_bool(text: str) -> bool:
+    if text.lower() not in {"true", "false"}:
+        raise ValueError(text)
+    return text.lower() == "true"
+
+
+def _to_guid(text: str) -> str:
+    if not re.fullmatch(_GUID, "{" + text.strip("{}") + "}"):
+        raise ValueError(text)
+    return text.strip("{}").lower()
+
+
+#: The Edm type ``ep/value`` is cast to, per property type, and how a stored value converts.
+CASTS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "integer": ("Edm.Int32", int),
+    "short": ("Edm.Int16", int),
+    "long": ("Edm.Int64", int),
+    "double": ("Edm.Double", float),
+    "float": ("Edm.Single", float),
+    "boolean": ("Edm.Boolean", _to_bool),
+    "clsid": ("Edm.Guid", _to_guid),
+}
+
+
+def kind_of(prop_id: str) -> str:
+    """The type of a canonical id, lower-case (``integer``, ``string``...)."""
+    return prop_id.split(" ", 1)[0].lower()
+
+
+def value_ops(prop_id: str) -> set[str]:
+    """The comparison operators documented on an uncast ``ep/value`` of this property."""
+    kind = kind_of(prop_id)
+    if kind == "string":
+        return _STRING_OPS
+    return _NUMERIC_OPS if kind in _NUMERIC else set()
+
+
+def check_cast(prop_id: str, edm: str) -> None:
+    """400 unless ``edm`` is the Edm type of the property."""
+    kind = kind_of(prop_id)
+    if kind not in CASTS or CASTS[kind][0] != edm:
+        raise bad_request(
+            f"Invalid filter clause: cannot cast the value of '{prop_id}' to '{edm}'.",
+            "ErrorInvalidUrlQuery",
+        )
+
+
+def cast_value(prop_id: str, edm: str, text: str) -> Any:
+    """``cast(ep/value, edm)`` of a stored value: None when it does not convert (OData: a
+    failed cast is null); 400 when ``edm`` is not the type of the property."""
+    check_cast(prop_id, edm)
+    try:
+        return CASTS[kind_of(prop_id)][1](text.strip())
+    except ValueError:
+        return None
+
+
+def compare_value(prop_id: str, stored: str, op: str, literal: str) -> bool:
+    """``ep/value <op> '<literal>'`` (uncast): case-insensitive text for a String property,
+    numbers for a numeric one."""
+    if kind_of(prop_id) == "string":
+        a, b = stored.lower(), literal.lower()
+        return a == b if op == "eq" else a != b
+    try:
+        x, y = float(stored), float(literal)
+    except ValueError:
+        return False
+    return {"eq": x == y, "ne": x != y, "gt": x > y, "ge": x >= y, "lt": x < y, "le": x <= y}[op]
 
 
 def invalid_id(value: str) -> GraphError:

@@ -39,6 +39,7 @@ from typing import Any
 from tests.fakes.graph.context import Ctx, Resp
 from tests.fakes.graph.errors import GraphError, bad_request, not_found
 from tests.fakes.graph.extended import (
+    FILTER_KEY,
     LAST_VERB,
     LAST_VERB_TIME,
     VERBS,
@@ -140,7 +141,7 @@ def list_messages(ctx: Ctx, msgs: list[Message]) -> Resp:
             fn, props = parse_filter(flt, FILTERABLE)
             if orderby:
                 check_filter_orderby(props, order)
-            rows = [(m, r) for m, r in rows if fn(r)]
+            rows = [(m, r) for m, r in rows if fn({**r, FILTER_KEY: m.ext})]
     by_row = {id(r): m for m, r in rows}
     ordered = [by_row[id(r)] for r in sort_rows([r for _, r in rows], order)]
     page = ordered[skip : skip + top]

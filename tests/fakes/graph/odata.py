@@ -9,7 +9,10 @@ participants, subject, body, attachment, hasAttachments, received). Facts modell
 - ``$search`` cannot be combined with ``$filter`` or ``$orderby`` on messages (400);
 - with ``$filter`` and ``$orderby`` together, the ``$orderby`` properties must come first in
   ``$filter`` in the same order, else 400 ``InefficientFilter``
-  (https://learn.microsoft.com/en-us/graph/api/user-list-messages#using-filter-and-orderby-in-the-same-query).
+  (https://learn.microsoft.com/en-us/graph/api/user-list-messages#using-filter-and-orderby-in-the-same-query);
+- ``singleValueExtendedProperties/any(ep: …)`` takes only the forms documented for extended
+  properties (see ``extended``), anything else in it is a 400; ``not(…)`` negates it as any
+  ``any`` (https://learn.microsoft.com/en-us/graph/filter-query-parameter#any-operator).
 """
 
 from __future__ import annotations
@@ -20,10 +23,21 @@ from datetime import datetime
 from typing import Any
 
 from tests.fakes.graph.errors import GraphError, bad_request
+from tests.fakes.graph.extended import (
+    CASTS,
+    FILTER_KEY,
+    canonical_id,
+    cast_value,
+    check_cast,
+    compare_value,
+    kind_of,
+    value_ops,
+)
 from tests.fakes.graph.model import parse_iso
 
 Row = dict[str, Any]
 Pred = Callable[[Row, dict[str, Any]], bool]
+EXTENDED = "singleValueExtendedProperties"
 
 
 def unknown_property(name: str, type_name: str = "microsoft.graph.message") -> GraphError:
@@ -49,6 +63,7 @@ def parse_select(value: str | None, allowed: tuple[str, ...], type_name: str) ->
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^']|'')*')"
+    r"|(?P<guid>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
     r"|(?P<dt>\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)"
     r"|(?P<num>-?\d+(?:\.\d+)?)"
     r"|(?P<punct>[():,])"
@@ -160,6 +175,8 @@ class _Parser:
             }[value]
             return lambda r, v: fn(str(a(r, v) or "").lower(), str(b(r, v) or "").lower())
         parts = value.split("/")
+        if parts[0] == EXTENDED and len(parts) == 2 and parts[1].lower() in {"any", "all"}:
+            return self.extended_any(parts[1].lower())
         if parts[-1] in {"any", "all"}:
             return self.lambda_(parts[:-1], parts[-1], env)
         self.check_path(parts, env)
@@ -187,6 +204,104 @@ class _Parser:
 
         return run
 
+    def bad(self) -> GraphError:
+        return bad_request(f"Invalid filter clause: syntax error in '{self.text}'.")
+
+    def member(self, var: str, name: str) -> None:
+        """The range variable's ``id`` or ``value`` (Graph's examples spell them ``Id``…)."""
+        kind, word = self.take()
+        parts = word.split("/")
+        if kind != "word" or len(parts) != 2 or parts[0] != var or parts[1].lower() != name:
+            raise self.bad()
+
+    def extended_any(self, kind: str) -> Pred:
+        """``singleValueExtendedProperties/any(ep: ep/id eq '{id}' and <value test>)``."""
+        if kind != "any":
+            raise bad_request(
+                "The 'all' operator is not supported on singleValueExtendedProperties.",
+                "ErrorInvalidUrlQuery",
+            )
+        self.props.append(EXTENDED)
+        self.take("(")
+        var = self.take()
+        if var[0] != "word" or "/" in var[1]:
+            raise self.bad()
+        self.take(":")
+        self.member(var[1], "id")
+        self.take("eq")
+        lit = self.take()
+        if lit[0] != "str":
+            raise self.bad()
+        pid = canonical_id(lit[1][1:-1].replace("''", "'"))
+        self.take("and")
+        test = self.extended_value(var[1], pid)
+        self.take(")")
+
+        def run(r: Row, v: dict[str, Any]) -> bool:
+            stored = (r.get(FILTER_KEY) or {}).get(pid)
+            return stored is not None and test(stored)
+
+        return run
+
+    def extended_value(self, var: str, pid: str) -> Callable[[str], bool]:
+        """The value test of an extended-property lambda (the forms listed in ``extended``)."""
+        word = self.take()
+        fn = word[1].lower() if word[0] == "word" else ""
+        if fn in {"contains", "startswith"}:
+            if kind_of(pid) != "string":
+                raise self.bad()
+            self.take("(")
+            self.member(var, "value")
+            self.take(",")
+            lit = self.take()
+            self.take(")")
+            if lit[0] != "str":
+                raise self.bad()
+            want = lit[1][1:-1].replace("''", "'").lower()
+            if fn == "contains":
+                return lambda stored: want in stored.lower()
+            return lambda stored: stored.lower().startswith(want)
+        if fn == "cast":
+            self.take("(")
+            self.member(var, "value")
+            self.take(",")
+            edm = self.take()[1]
+            self.take(")")
+            op = self.take()[1]
+            if op not in _OPS:
+                raise self.bad()
+            literal = self.cast_literal(pid, edm)
+            return lambda stored: _compare_cast(cast_value(pid, edm, stored), op, literal)
+        self.i -= 1
+        self.member(var, "value")
+        op = self.take()[1]
+        lit = self.take()
+        if op not in value_ops(pid) or lit[0] != "str":
+            raise self.bad()
+        text = lit[1][1:-1].replace("''", "'")
+        if kind_of(pid) != "string":
+            try:
+                float(text)
+            except ValueError:
+                raise self.bad() from None
+        return lambda stored: compare_value(pid, stored, op, text)
+
+    def cast_literal(self, pid: str, edm: str) -> Any:
+        """The literal a cast value is compared with, of the cast's type (else 400)."""
+        check_cast(pid, edm)
+        convert = CASTS[kind_of(pid)][1]
+        tok = self.take()
+        if tok[1] == "(" and edm == "Edm.Guid":  # the documented example parenthesizes it
+            tok = self.take()
+            self.take(")")
+        kind, value = tok
+        if (edm == "Edm.Guid") != (kind == "guid") or kind in {"str", "punct", "dt"}:
+            raise self.bad()
+        try:
+            return convert(value)
+        except ValueError:
+            raise self.bad() from None
+
     def comparison(self, env: set[str]) -> Pred:
         left = self.operand(env)
         t = self.peek()
@@ -195,6 +310,12 @@ class _Parser:
         op = self.take()[1]
         right = self.operand(env)
         return lambda r, v: _compare(left(r, v), op, right(r, v))
+
+
+def _compare_cast(value: Any, op: str, literal: Any) -> bool:
+    if value is None:  # the cast failed: null, which matches nothing
+        return False
+    return _compare(value, op, literal)
 
 
 def _or(a: Pred, b: Pred) -> Pred:

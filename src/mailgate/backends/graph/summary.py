@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mailgate.errors import NotFound
+from mailgate.protocols.graph_query import ANSWERED_VERBS, LAST_VERB_ID, last_verb
 
 #: Message properties a summary needs (``$select``).
 SUMMARY_FIELDS = (
@@ -44,11 +45,10 @@ SUMMARY_FIELDS = (
 #: Attachment properties listed with a summary.
 ATTACHMENT_FIELDS = "id,name,contentType,size,isInline"
 EXPAND_ATTACHMENTS = f"attachments($select={ATTACHMENT_FIELDS})"
-#: PidTagLastVerbExecuted as a Graph extended property id, and its verbs (see above).
-LAST_VERB_ID = "Integer 0x1081"
-LAST_VERB_TAG = 0x1081
+#: PidTagLastVerbExecuted's verbs (see above; its id, ``LAST_VERB_ID``, and the reader
+#: :func:`last_verb` live in :mod:`mailgate.protocols.graph_query`, which searches by it).
 VERB_NONE, VERB_REPLY, VERB_REPLY_ALL, VERB_FORWARD = 0, 102, 103, 104
-REPLY_VERBS = frozenset({VERB_REPLY, VERB_REPLY_ALL})
+REPLY_VERBS = frozenset(ANSWERED_VERBS)
 #: The one extended property a summary needs (``\\Answered``).
 EXPAND_LAST_VERB = f"singleValueExtendedProperties($filter=id eq '{LAST_VERB_ID}')"
 #: ``$expand`` of a listing entry / message: attachment metadata and the last verb.
@@ -118,29 +118,6 @@ def split_text_id(value: str) -> str:
 def query_value(value: str) -> str:
     """``value`` percent-encoded for a URL written by hand (a ``$batch`` part, a delta link)."""
     return quote(value, safe="$(),=")
-
-
-def _is_last_verb_id(value: Any) -> bool:
-    """``Integer 0x1081`` in any spelling Graph may answer with (``integer 0x01081``...)."""
-    kind, _, tag = str(value or "").strip().partition(" ")
-    if kind.lower() != "integer":
-        return False
-    try:
-        return int(tag.strip(), 16) == LAST_VERB_TAG
-    except ValueError:
-        return False
-
-
-def last_verb(row: Mapping[str, Any]) -> int | None:
-    """PidTagLastVerbExecuted of a message expanded with :data:`EXPAND_LAST_VERB` (None: the
-    message has none, or it was not expanded)."""
-    for prop in row.get("singleValueExtendedProperties") or []:
-        if isinstance(prop, Mapping) and _is_last_verb_id(prop.get("id")):
-            try:
-                return int(str(prop.get("value") or "").strip())
-            except ValueError:
-                return None
-    return None
 
 
 def is_answered(row: Mapping[str, Any]) -> bool:
