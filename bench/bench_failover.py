@@ -18,6 +18,7 @@ restarts the killed process, waits for the shares to settle again, and kills the
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -155,6 +156,8 @@ def main() -> None:
         raise_limits(dc, count)
         users = add_users(dc, "fo", count)
         env = {"MAILGATE_LOG_LEVEL": "warning"}
+        if os.environ.get("MAILGATE_LOGINS_PER_SECOND"):  # e.g. to see failover without pacing
+            env["MAILGATE_LOGINS_PER_SECOND"] = os.environ["MAILGATE_LOGINS_PER_SECOND"]
 
         def process(*roles: str) -> MailgateProcess:
             args = tuple(x for role in roles for x in ("--role", role))

@@ -43,7 +43,7 @@ class Config(BaseSettings):
     max_accounts: int = Field(default=10_000, ge=0)
     node_id: str | None = None
     shutdown_timeout: float = Field(default=8.0, gt=0)
-    logins_per_second: float = Field(default=25.0, ge=0)  # new IMAP logins per host (0: no limit)
+    logins_per_second: float = Field(default=100.0, ge=0)  # new IMAP logins per host (0: no limit)
     index_chunk: int = Field(default=5_000, ge=1, le=1_000_000)  # UIDs per first-index step
     graph_subscription_lifetime: float | None = Field(default=None, gt=0)  # seconds; None: 2 days
 

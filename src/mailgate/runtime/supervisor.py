@@ -29,11 +29,13 @@ from mailgate.runtime import metrics
 from mailgate.runtime.runner import AccountJournal, AccountRunner
 from mailgate.store import keys
 from mailgate.store.accounts import AccountStore
+from mailgate.store.control import publish_control
 from mailgate.store.events import EventLog
 from mailgate.store.leases import LeaseStore
 
 RECONCILE_INTERVAL = 3.0  # seconds between heartbeats / lease renewals (lease TTL is 10 s)
-CLAIMS_PER_ROUND = 200  # accounts claimed per reconcile round, to pace logins at start
+CLAIMS_PER_ROUND = 1000  # accounts claimed per reconcile round (logins are paced by the runners)
+CLAIM_CONCURRENCY = 50  # claims in flight at once within a round
 STOP_TIMEOUT = 5.0  # seconds a runner gets to log out when stopped
 
 log = structlog.get_logger("mailgate.supervisor")
@@ -120,21 +122,24 @@ class Supervisor:
             if not renewed:
                 log.warning("lease lost", account=account)
                 await self._stop_runner(account, release=False)
-        share = await self._share()
+        share, total, running = await self._fleet()
         if len(self.runners) > share + 1:
             for account in list(self.runners)[share:]:
                 await self._stop_runner(account, release=True)
             return
-        if len(self.runners) >= share:
-            return
+        if len(self.runners) >= share or running >= total:
+            return  # our share, or every account runs somewhere: no need to read every owner
         ids = await self.accounts.ids()
         owners = await self.leases.owners(ids)
-        claimed = 0
-        for account, owner in zip(ids, owners, strict=True):
-            if len(self.runners) >= share or claimed >= CLAIMS_PER_ROUND:
-                break
-            if owner is None and account not in self.runners and await self._start(account):
-                claimed += 1
+        wanted = min(share - len(self.runners), CLAIMS_PER_ROUND)
+        free = [a for a, o in zip(ids, owners, strict=True) if o is None and a not in self.runners]
+        # claims run side by side (each is a few Redis round trips): after a failover hundreds
+        # of accounts are free at once; their logins are then paced by the runners
+        for start in range(0, min(wanted, len(free)), CLAIM_CONCURRENCY):
+            chunk = free[start : min(start + CLAIM_CONCURRENCY, wanted)]
+            await asyncio.gather(*(self._start(account) for account in chunk))
+        if len(free) > wanted:  # more than our share is free (a process died): the others
+            await publish_control(self.redis, "wake", "")  # look now, not at their next round
 
     async def _start(self, account: str) -> bool:
         record = await self.accounts.get(account)
@@ -164,17 +169,20 @@ class Supervisor:
         log.info("account claimed", account=account, fence=fence)
         return True
 
-    async def _share(self) -> int:
-        """This process's fair share: accounts ÷ live sync processes, capped by max_accounts."""
+    async def _fleet(self) -> tuple[int, int, int]:
+        """(this process's fair share: accounts ÷ live sync processes capped by max_accounts;
+        the number of accounts; how many the live sync processes ran at their last heartbeat)."""
         total = await self.accounts.count()
-        live = max(1, len(await self.leases.live_nodes("sync")))
-        return min(self.max_accounts, math.ceil(total / live))
+        counts = await self.leases.live_counts("sync")
+        share = min(self.max_accounts, math.ceil(total / max(1, len(counts))))
+        return share, total, sum(counts.values())
 
     async def _below_share(self, account: str) -> bool:
         """Whether this process should try to run ``account``, not yet its own."""
         if not self.run_accounts or account in self.runners:
             return False
-        return len(self.runners) < await self._share()
+        share, _, _ = await self._fleet()
+        return len(self.runners) < share
 
     async def _stop_runner(self, account: str, *, release: bool) -> None:
         entry = self.runners.pop(account, None)
@@ -235,6 +243,8 @@ class Supervisor:
             entry = self.runners.get(account)
             if entry is not None:
                 entry[0].request_sync()
+        elif kind == "wake":
+            self._wake.set()
         elif kind == "added" and await self._below_share(account):
             # claim the new account directly (the lease decides between processes) instead of a
             # reconcile pass, which reads every account's owner: registering thousands of

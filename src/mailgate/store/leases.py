@@ -137,6 +137,22 @@ class LeaseStore:
                 out.append(node_id)
         return out
 
+    async def live_counts(self, role: str) -> dict[str, int]:
+        """Live processes of ``role`` and how many accounts each ran at its last heartbeat."""
+        ids = await self.live_nodes()
+        if not ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node_id in ids:
+                pipe.hmget(keys.node(node_id), ["roles", "accounts"])
+            rows = await pipe.execute()
+        out = {}
+        for node_id, (roles, accounts) in zip(ids, rows, strict=True):
+            names = text(roles).split(",") if roles is not None else []
+            if role in names or "all" in names:
+                out[node_id] = int(text(accounts)) if accounts is not None else 0
+        return out
+
     async def leave(self) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.NODES, self.node_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-DEFAULT_LOGINS_PER_SECOND = 25.0  # per host and process (MAILGATE_LOGINS_PER_SECOND)
+DEFAULT_LOGINS_PER_SECOND = 100.0  # per host and process (MAILGATE_LOGINS_PER_SECOND)
 BURST_SECONDS = 1.0  # how much unused rate may be saved up for a burst
 
 
