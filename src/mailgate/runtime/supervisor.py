@@ -36,6 +36,8 @@ from mailgate.store.leases import LeaseStore
 RECONCILE_INTERVAL = 3.0  # seconds between heartbeats / lease renewals (lease TTL is 10 s)
 CLAIMS_PER_ROUND = 1000  # accounts claimed per reconcile round (logins are paced by the runners)
 CLAIM_CONCURRENCY = 50  # claims in flight at once within a round
+SILENT_AFTER_MS = int(2 * RECONCILE_INTERVAL * 1000)  # no heartbeat this long: probably dead
+SUSPECT_INTERVAL = 0.5  # seconds between reconciles while some process looks dead
 STOP_TIMEOUT = 5.0  # seconds a runner gets to log out when stopped
 
 log = structlog.get_logger("mailgate.supervisor")
@@ -95,8 +97,14 @@ class Supervisor:
             except (RedisError, OSError) as exc:
                 log.warning("reconcile failed", error=str(exc))
             self._wake.clear()
+            # a process that missed two heartbeats is probably dead: look often until its
+            # leases expire, so its accounts move within a fraction of a second of that
+            wait = RECONCILE_INTERVAL
+            with contextlib.suppress(RedisError, OSError):
+                if self.run_accounts and await self.leases.silent_nodes(SILENT_AFTER_MS):
+                    wait = SUSPECT_INTERVAL
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RECONCILE_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def reconcile(self) -> None:
         await self.leases.heartbeat(

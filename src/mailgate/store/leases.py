@@ -137,6 +137,12 @@ class LeaseStore:
                 out.append(node_id)
         return out
 
+    async def silent_nodes(self, older_than_ms: int) -> int:
+        """Live processes whose last heartbeat is older than ``older_than_ms`` (probably dead:
+        their leases are about to expire)."""
+        now = int(time.time() * 1000)
+        return int(await self.redis.zcount(keys.NODES, now - NODE_TTL_MS, now - older_than_ms))
+
     async def live_counts(self, role: str) -> dict[str, int]:
         """Live processes of ``role`` and how many accounts each ran at its last heartbeat."""
         ids = await self.live_nodes()
