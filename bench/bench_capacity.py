@@ -24,6 +24,7 @@ from tests.servers.mailgate import MailgateProcess
 from bench.common import servers
 
 IDLE_SAMPLE = 60.0  # seconds of idle CPU measured
+SETTLE = 30.0  # seconds after the last account connected before sampling (first syncs finish)
 
 
 def rss_kb(pid: int) -> int:
@@ -90,7 +91,7 @@ def main() -> None:
                         break
                     time.sleep(2)
                 all_connected = time.monotonic() - started
-            time.sleep(5)
+            time.sleep(SETTLE)
             rss = rss_kb(mg.pid)
             cpu0 = cpu_seconds(mg.pid)
             time.sleep(IDLE_SAMPLE)
