@@ -31,6 +31,7 @@ from mailgate.backends.registry import (
 from mailgate.domain.account import AccountRecord
 from mailgate.domain.sync import SyncOptions
 from mailgate.errors import ConfigError, StoreError
+from mailgate.runtime import metrics
 from mailgate.runtime.config import Config, Role
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.services.account_logs import AccountLogs
@@ -142,6 +143,7 @@ async def open_redis(config: Config) -> tuple[Redis, EmbeddedRedis | None]:
 
 async def build_container(config: Config) -> Container:
     imap_pacing.configure(config.logins_per_second)
+    metrics.install()  # IMAP command latency of every connection in this process
     redis, embedded = await open_redis(config)
     try:
         secret = load_or_create_secret(config.secret, config.data)

@@ -25,7 +25,6 @@ from redis.exceptions import RedisError
 from mailgate import __version__
 from mailgate.backends.base import Watcher
 from mailgate.domain.account import AccountRecord
-from mailgate.runtime import metrics
 from mailgate.runtime.runner import AccountJournal, AccountRunner
 from mailgate.store import keys
 from mailgate.store.accounts import AccountStore
@@ -73,7 +72,6 @@ class Supervisor:
         self._started = time.time()
         self.ready = False
         self.journal: AccountJournal | None = None  # per-account log lines (set by the wiring)
-        metrics.install()  # IMAP command latency of every connection in this process
 
     @property
     def node_id(self) -> str:

@@ -123,19 +123,12 @@ class LeaseStore:
             pipe.zremrangebyscore(keys.NODES, 0, now - NODE_TTL_MS * 6)
             await pipe.execute()
 
-    async def live_nodes(self, role: str | None = None) -> list[str]:
+    async def live_nodes(self) -> list[str]:
+        """Processes that sent a heartbeat within ``NODE_TTL_MS`` (see :meth:`live_counts` for
+        those of one role)."""
         now = int(time.time() * 1000)
         raw = await self.redis.zrangebyscore(keys.NODES, now - NODE_TTL_MS, "+inf")
-        ids = [text(n) for n in raw]
-        if role is None:
-            return ids
-        out = []
-        for node_id in ids:
-            roles = await self.redis.hget(keys.node(node_id), "roles")
-            names = text(roles).split(",") if roles is not None else []
-            if role in names or "all" in names:
-                out.append(node_id)
-        return out
+        return [text(n) for n in raw]
 
     async def silent_nodes(self, older_than_ms: int) -> int:
         """Live processes whose last heartbeat is older than ``older_than_ms`` (probably dead:

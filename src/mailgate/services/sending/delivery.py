@@ -444,23 +444,23 @@ class Delivery:
             await self.events.append(job.account, "messageSent", data)
             if job.get("gateway"):
                 await self.gateways.record_delivery(job.get("gateway"))
-            steps_left = self._imap_steps(job, record)
+            steps_left = self._mailbox_steps(job, record)
             if not steps_left:
                 await self.outbox.finish("", qid)
                 return
             await step("event")
         if record is not None and self.mailstore is not None:
-            for name in self._imap_steps(job, record):
+            for name in self._mailbox_steps(job, record):
                 if name in done:
                     continue
                 try:
-                    await self._imap_step(name, job, raw, record)
+                    await self._mailbox_step(name, job, raw, record)
                 except (MailgateError, OSError) as exc:
                     log.warning("post-send step failed", step=name, queue_id=qid, error=str(exc))
                 await step(name)
         await self.outbox.finish("", qid)
 
-    def _imap_steps(self, job: Job, record: AccountRecord | None) -> list[str]:
+    def _mailbox_steps(self, job: Job, record: AccountRecord | None) -> list[str]:
         if record is None:
             return []
         steps: list[str] = []
@@ -477,7 +477,7 @@ class Delivery:
             steps.append("draft")
         return steps
 
-    async def _imap_step(self, name: str, job: Job, raw: bytes, record: AccountRecord) -> None:
+    async def _mailbox_step(self, name: str, job: Job, raw: bytes, record: AccountRecord) -> None:
         assert self.mailstore is not None
         if name == "copy":
             bcc = job.json("bcc") or []
