@@ -172,6 +172,7 @@ class WebhookWorker:
 
     async def _schedule(self, tg: asyncio.TaskGroup) -> None:
         while True:
+            _stop_if_cancelled()
             self._wake.clear()
             timeout = self.poll_interval
             free = self.concurrency - len(self._active)
@@ -182,6 +183,7 @@ class WebhookWorker:
                     log.warning("webhook schedule read failed", error=str(exc))
                     await asyncio.sleep(REDIS_RETRY_DELAY)
                     continue
+                _stop_if_cancelled()
                 for account in due:
                     if account in self._active:
                         continue  # still served here; its run reschedules it when done
@@ -452,3 +454,16 @@ def _redact(url: str) -> str:
     except egress.EgressRefused:
         return url.split("?", 1)[0].rsplit("@", 1)[-1]
     return f"{target.scheme}://{target.host}:{target.port}{target.parts.path}"
+
+
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError when the running task was asked to stop.
+
+    A cancellation can be absorbed on the way: a Redis call interrupted by it may surface as a
+    connection error, and Python 3.11's ``asyncio.timeout`` turns one that lands as the timeout
+    expires into TimeoutError. The scheduler must still stop, or it adds tasks to a task group
+    that is shutting down.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
