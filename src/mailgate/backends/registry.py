@@ -106,9 +106,11 @@ GMAIL_API_URL = "https://gmail.googleapis.com"
 GMAIL_PUBSUB_URL = "https://pubsub.googleapis.com"
 
 
-async def gmail_api_app(record: AccountRecord, options: BackendOptions) -> dict[str, Any] | None:
-    """The OAuth2 app of a Gmail API account (provider gmail/gmailService, ``baseScopes: api``),
-    or None for any other account."""
+async def api_app(
+    record: AccountRecord, options: BackendOptions, providers: frozenset[str]
+) -> dict[str, Any] | None:
+    """The OAuth2 app of an account served over a provider's REST API (an app of one of
+    ``providers`` with ``baseScopes: api``), or None for any other account."""
     if not record.oauth2 or options.apps is None:
         return None
     app_id = record.oauth2.get("provider")
@@ -118,9 +120,14 @@ async def gmail_api_app(record: AccountRecord, options: BackendOptions) -> dict[
         app = await options.apps.load(app_id)
     except MailgateError:
         return None
-    if app.get("provider") not in GMAIL_PROVIDERS or app.get("baseScopes") != "api":
+    if app.get("provider") not in providers or app.get("baseScopes") != "api":
         return None
     return app
+
+
+async def gmail_api_app(record: AccountRecord, options: BackendOptions) -> dict[str, Any] | None:
+    """The OAuth2 app of a Gmail API account (provider gmail/gmailService), or None."""
+    return await api_app(record, options, GMAIL_PROVIDERS)
 
 
 def build_gmail_backend(
@@ -214,20 +221,8 @@ class GraphRuntime:
 
 
 async def graph_api_app(record: AccountRecord, options: BackendOptions) -> dict[str, Any] | None:
-    """The OAuth2 app of a Graph account (provider outlook/outlookService, ``baseScopes: api``),
-    or None for any other account."""
-    if not record.oauth2 or options.apps is None:
-        return None
-    app_id = record.oauth2.get("provider")
-    if not isinstance(app_id, str) or not app_id:
-        return None
-    try:
-        app = await options.apps.load(app_id)
-    except MailgateError:
-        return None
-    if app.get("provider") not in GRAPH_PROVIDERS or app.get("baseScopes") != "api":
-        return None
-    return app
+    """The OAuth2 app of a Graph account (provider outlook/outlookService), or None."""
+    return await api_app(record, options, GRAPH_PROVIDERS)
 
 
 def graph_client(
